@@ -1,0 +1,166 @@
+"""What every HTTP handler shares: the hub, sessions, raw arguments and error bodies.
+
+Errors are mapped to bytes in exactly one place, :meth:`BaseHandler.write_error`:
+core :class:`~rooms.errors.ChatError`s and Tornado's own ``HTTPError``s both
+become ``{"error": code, "detail": text}`` with the right status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import tornado.web
+from tornado.web import create_signed_value, decode_signed_value
+
+from rooms import Hub, Session, errors
+from rooms.events import dumps, loads
+
+SESSION_COOKIE = "obrolan_session"
+SESSION_MAX_AGE_DAYS = 30
+
+
+@dataclass
+class AppConfig:
+    """Settings the handlers read (the hub has its own)."""
+
+    cookie_secret: str
+    allowed_origins: frozenset[str] = field(default_factory=frozenset)
+    max_backlog_bytes: int = 1 << 20
+    http_body_max_bytes: int = 16 * 1024
+
+
+def encode_session(secret: str, session: Session) -> str:
+    """The bearer token, which is also the signed cookie's value."""
+    value = json.dumps([session.sid, session.name], ensure_ascii=False)
+    return create_signed_value(secret, SESSION_COOKIE, value).decode()
+
+
+def decode_session(secret: str, token: str | bytes | None) -> Session | None:
+    raw = decode_signed_value(secret, SESSION_COOKIE, token, max_age_days=SESSION_MAX_AGE_DAYS)
+    if raw is None:
+        return None
+    try:
+        sid, name = json.loads(raw)
+        return Session(str(sid), str(name))
+    except (ValueError, TypeError):
+        return None
+
+
+def room_path(room: str, suffix: str = "") -> str:
+    return "/rooms/" + quote(room, safe="") + suffix
+
+
+class SessionMixin:
+    """Authentication shared by HTTP and WebSocket handlers: cookie or ``Authorization: Bearer``."""
+
+    hub: Hub
+    config: AppConfig
+    auth_via: str | None = None
+
+    def initialize(self, hub: Hub, config: AppConfig) -> None:
+        self.hub = hub
+        self.config = config
+
+    def get_current_user(self) -> Session | None:
+        header = self.request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            session = decode_session(self.config.cookie_secret, token.strip()) if scheme.lower() == "bearer" else None
+            if session is None:
+                raise errors.Unauthorized("invalid or expired bearer token")
+            self.auth_via = "bearer"
+            return session
+        cookie = self.get_cookie(SESSION_COOKIE)
+        session = decode_session(self.config.cookie_secret, cookie) if cookie else None
+        if session is not None:
+            self.auth_via = "cookie"
+        return session
+
+    def require_session(self) -> Session:
+        session = self.current_user
+        if session is None:
+            raise errors.Unauthorized("join first: POST /join, then send the cookie or a bearer token")
+        return session
+
+    def raw_query(self, name: str) -> str | None:
+        """A query argument exactly as sent (Tornado's getters replace control characters)."""
+        values = self.request.query_arguments.get(name)
+        return _decode(values[-1]) if values else None
+
+    def path_room(self, room: str) -> str:
+        from rooms.validation import clean_room
+
+        return clean_room(room)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, errors.ChatError):
+            body = exc.as_dict()
+            self.set_status(exc.status)
+            if isinstance(exc, errors.RateLimited):
+                self.set_header("Retry-After", str(exc.retry_after))
+        else:
+            reason = getattr(exc, "log_message", None) or self._reason
+            code = errors.HTTP_STATUS_CODES.get(status_code, "internal_error" if status_code >= 500 else "bad_request")
+            body = {"error": code, "detail": reason}
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(body))
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(value, errors.ChatError):
+            return  # an expected answer, not a server fault
+        super().log_exception(typ, value, tb)  # type: ignore[misc]
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest("arguments must be UTF-8") from exc
+
+
+class BaseHandler(SessionMixin, tornado.web.RequestHandler):
+    def prepare(self) -> None:
+        if len(self.request.body) > self.config.http_body_max_bytes:
+            raise errors.PayloadTooLarge(f"request body over {self.config.http_body_max_bytes} bytes")
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+
+    def wants_json(self) -> bool:
+        accept = self.request.headers.get("Accept", "")
+        return "application/json" in accept or self.is_json_body()
+
+    def is_json_body(self) -> bool:
+        return self.request.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+
+    def is_form_post(self) -> bool:
+        """A browser form: cookie session and no ``Accept: application/json``."""
+        return self.auth_via == "cookie" and "application/json" not in self.request.headers.get("Accept", "")
+
+    def body_fields(self) -> dict[str, Any]:
+        """Fields from a JSON object body or a form body, values as sent."""
+        if self.is_json_body():
+            try:
+                data = loads(self.request.body or b"{}")
+            except ValueError as exc:
+                raise errors.InvalidJSON("the body is not valid JSON") from exc
+            if not isinstance(data, dict):
+                raise errors.InvalidJSON("the body must be a JSON object")
+            return data
+        return {k: _decode(v[-1]) for k, v in self.request.body_arguments.items() if v}
+
+    def send_json(self, obj: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(obj if isinstance(obj, bytes) else dumps(obj))
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self) -> None:
+        raise errors.NotFound(f"no such path: {self.request.path}")

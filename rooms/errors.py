@@ -1,0 +1,119 @@
+"""Typed errors of the room core.
+
+Each carries a stable ``code`` (the same string in HTTP bodies and WebSocket error
+frames), the HTTP ``status`` it maps to, and a human ``detail``.  The core raises
+them; exactly one place per transport turns them into bytes on the wire
+(``handlers.base.BaseHandler.write_error`` and ``handlers.ws.error_frame``).
+"""
+
+from __future__ import annotations
+
+
+class ChatError(Exception):
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, detail: str = "", **extra: object) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.code
+        self.extra = extra  # extra JSON fields, e.g. retry_after
+
+    def as_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "detail": self.detail}
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ChatError):
+    code = "bad_request"
+
+
+class InvalidName(ChatError):
+    code = "invalid_name"
+
+
+class InvalidRoom(ChatError):
+    code = "invalid_room"
+
+
+class InvalidText(ChatError):
+    code = "invalid_text"
+
+
+class InvalidCursor(ChatError):
+    code = "invalid_cursor"
+
+
+class InvalidJSON(ChatError):
+    code = "invalid_json"
+
+
+class UnknownType(ChatError):
+    code = "unknown_type"
+
+
+class InvalidClientId(ChatError):
+    code = "invalid_client_id"
+
+
+class Unauthorized(ChatError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ChatError):
+    code = "not_found"
+    status = 404
+
+
+class NameTaken(ChatError):
+    code = "name_taken"
+    status = 409
+
+
+class PayloadTooLarge(ChatError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, retry_after_s: float) -> None:
+        # Whole seconds, at least 1: that is what Retry-After can carry.
+        seconds = max(1, int(retry_after_s + 0.999))
+        super().__init__(f"too many messages; try again in {seconds} s", retry_after=seconds)
+        self.retry_after = seconds
+
+
+class Unavailable(ChatError):
+    code = "unavailable"
+    status = 503
+
+
+class StoreError(Unavailable):
+    """A write could not be made durable: the sender gets an error, never an ack."""
+
+    code = "store_error"
+    status = 503
+
+
+# HTTP statuses Tornado raises by itself (routing, methods, cross-origin checks),
+# mapped to the same vocabulary so every error body looks alike.
+HTTP_STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "name_taken",
+    413: "payload_too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}

@@ -1,0 +1,95 @@
+"""Events and the other things the hub broadcasts, each encoded to JSON once.
+
+An :class:`Event` is one entry in a room's ordered sequence (``message``, ``join``,
+``leave``).  Its JSON is built when the event is created and the same bytes are
+handed to every recipient; transports may cache a wire form of their own (a
+WebSocket frame) in :attr:`Payload.wire` so that, too, is built once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+EVENT_TYPES = ("message", "join", "leave")
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def utc_timestamp(now_s: float | None = None) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.sssZ`` in UTC."""
+    now_s = time.time() if now_s is None else now_s
+    whole = int(now_s)
+    ms = int((now_s - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+@dataclass(eq=False, slots=True)
+class Payload:
+    """Bytes to broadcast, plus per-transport wire forms built on first use."""
+
+    json: bytes
+    wire: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(eq=False, slots=True)
+class Event:
+    id: int
+    type: str
+    room: str
+    user: str
+    ts: str
+    text: str | None = None
+    # Identifies a send for exactly-once retries; never sent to other clients.
+    session: str | None = None
+    client_id: str | None = None
+    payload: Payload = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.payload = Payload(dumps(self.public()))
+
+    def public(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "room": self.room,
+            "user": self.user,
+            "ts": self.ts,
+        }
+        if self.text is not None:
+            data["text"] = self.text
+        return data
+
+    @property
+    def json(self) -> bytes:
+        return self.payload.json
+
+
+@dataclass(slots=True)
+class Draft:
+    """An event before the store has given it an id."""
+
+    type: str
+    room: str
+    user: str
+    text: str | None = None
+    session: str | None = None
+    client_id: str | None = None
+    ts: str = field(default_factory=utc_timestamp)
+
+    def with_id(self, event_id: int) -> Event:
+        return Event(event_id, self.type, self.room, self.user, self.ts, self.text,
+                     self.session, self.client_id)
+
+
+def presence_payload(users: list[str]) -> Payload:
+    return Payload(dumps({"type": "presence", "users": users}))

@@ -1,0 +1,150 @@
+"""Real HTTP and WebSocket clients for the tests: what curl and a browser would send."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+RECV_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def room_url(room: str, suffix: str = "") -> str:
+    return "/rooms/" + quote(room, safe="") + suffix
+
+
+class Api:
+    """An HTTP client bound to one server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = AsyncHTTPClient(force_instance=True, max_clients=200)
+
+    async def request(self, method: str, path: str, *, token: str | None = None, json_body: Any = None,
+                      form: dict[str, str] | None = None, body: bytes | str | None = None,
+                      headers: dict[str, str] | None = None, timeout: float = 70.0,
+                      follow_redirects: bool = False) -> Response:
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            body = json.dumps(json_body)
+            hdrs.setdefault("Content-Type", "application/json")
+        elif form is not None:
+            body = urlencode(form)
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if method == "POST" and body is None:
+            body = b""
+        req = HTTPRequest(self.base_url + path, method=method, headers=hdrs, body=body,
+                          request_timeout=timeout, follow_redirects=follow_redirects)
+        resp = await self.http.fetch(req, raise_error=False)
+        return Response(resp.code, resp.headers, resp.body or b"")
+
+    async def join(self, name: str, room: str) -> User:
+        resp = await self.request("POST", "/join", json_body={"name": name, "room": room},
+                                  headers={"Accept": "application/json"})
+        assert resp.status == 200, resp.body
+        return User(self, name, room, resp.json["token"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class User:
+    api: Api
+    name: str
+    room: str
+    token: str
+
+    async def post(self, text: Any, room: str | None = None, **extra: Any) -> Response:
+        return await self.api.request("POST", room_url(room or self.room, "/messages"), token=self.token,
+                                      json_body={"text": text, **extra})
+
+    async def poll(self, after: int | None = None, wait: float | None = None, epoch: str | None = None,
+                   room: str | None = None, **query: Any) -> Response:
+        params = {k: v for k, v in {"after": after, "wait": wait, "epoch": epoch, **query}.items() if v is not None}
+        path = room_url(room or self.room, "/messages") + ("?" + urlencode(params) if params else "")
+        return await self.api.request("GET", path, token=self.token)
+
+    async def users(self, room: str | None = None) -> list[str]:
+        resp = await self.api.request("GET", room_url(room or self.room, "/users"), token=self.token)
+        assert resp.status == 200, resp.body
+        return resp.json["users"]
+
+    async def leave(self, room: str | None = None) -> Response:
+        return await self.api.request("POST", room_url(room or self.room, "/leave"), token=self.token)
+
+    async def ws(self, after: int | None = None, epoch: str | None = None, room: str | None = None,
+                 headers: dict[str, str] | None = None) -> Socket:
+        params = {k: v for k, v in {"after": after, "epoch": epoch}.items() if v is not None}
+        url = self.api.base_url.replace("http", "ws", 1) + room_url(room or self.room, "/ws")
+        if params:
+            url += "?" + urlencode(params)
+        hdrs = {"Authorization": f"Bearer {self.token}", **(headers or {})}
+        conn = await websocket_connect(HTTPRequest(url, headers=hdrs), max_message_size=1 << 24)
+        return Socket(conn)
+
+
+class Socket:
+    """A WebSocket client that reads JSON frames with a bounded wait."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+
+    async def recv(self, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any] | None:
+        """The next frame as JSON, or None when the server closed the connection."""
+        msg = await asyncio.wait_for(self.conn.read_message(), timeout)
+        return None if msg is None else json.loads(msg)
+
+    async def recv_until(self, predicate, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any]:
+        """Skip frames until one matches; fail on close or timeout."""
+        async def _loop() -> dict[str, Any]:
+            while True:
+                frame = await self.recv(timeout)
+                assert frame is not None, "connection closed before the expected frame"
+                if predicate(frame):
+                    return frame
+        return await asyncio.wait_for(_loop(), timeout)
+
+    async def handshake(self) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+        """hello, the replayed events, and the presence list sent on open."""
+        hello = await self.recv()
+        assert hello is not None and hello["type"] == "hello", hello
+        events = []
+        while True:
+            frame = await self.recv()
+            assert frame is not None
+            if frame["type"] == "presence":
+                return hello, events, frame["users"]
+            events.append(frame)
+
+    async def send(self, obj: Any) -> None:
+        await self.conn.write_message(obj if isinstance(obj, str | bytes) else json.dumps(obj))
+
+    async def closed(self, timeout: float = RECV_TIMEOUT_S) -> int | None:
+        """Read until the server closes; return the close code."""
+        async def _drain() -> None:
+            while await self.conn.read_message() is not None:
+                pass
+        await asyncio.wait_for(_drain(), timeout)
+        return self.conn.close_code
+
+    def close(self) -> None:
+        self.conn.close()
