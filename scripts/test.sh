@@ -22,9 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 ruff check .
-# The browser tests run in their own invocation: Playwright holds an event loop for the rest of a run.
-python -m pytest -m "not browser" "$@"
-status=0
-python -m pytest -m browser "$@" || status=$?
-# 5 = no browser tests collected (e.g. a -k filter): not a failure.
-[ "$status" = 0 ] || [ "$status" = 5 ] || exit "$status"
+# The browser tests run in their own invocation (Playwright holds an event loop for the rest of a
+# run); the main suite runs last so its summary is the final line.
+browser=0
+python -m pytest -m browser "$@" || browser=$?
+main=0
+python -m pytest -m "not browser" "$@" || main=$?
+# 5 = no tests collected in that invocation (e.g. a -k filter): not a failure by itself.
+for status in "$browser" "$main"; do
+  [ "$status" = 0 ] || [ "$status" = 5 ] || exit "$status"
+done
+[ "$browser" = 0 ] || [ "$main" = 0 ] || { echo "no tests ran" >&2; exit 5; }
