@@ -11,17 +11,22 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tornado.httpserver
 import tornado.locale
+import tornado.netutil
+import tornado.process
 import tornado.web
 from tornado.options import OptionParser
 
 from handlers import AppConfig, NotFoundHandler, routes
-from rooms import Hub, HubConfig, make_store
+from handlers.base import log_failed_request
+from rooms import ChatError, Hub, HubConfig, Retention, make_store
 
 log = logging.getLogger("obrolan")
 
@@ -36,7 +41,10 @@ def define_options(parser: OptionParser) -> None:
     d("port", default=8888, type=int, help="port to listen on")
     d("address", default="127.0.0.1", help="address to listen on")
     d("data_dir", default="./data", help="folder for the cookie secret and the history database")
-    d("store", default="memory", help="history store: memory or sqlite[:path]")
+    d("store", default="sqlite", help="history store: sqlite[:path] (default file data-dir/obrolan.sqlite3) "
+      "or memory (nothing kept across restarts)")
+    d("history_max_events", default=0, type=int, help="events kept per room (0 = no limit)")
+    d("history_max_age", default=0.0, type=float, help="seconds an event is kept (0 = no limit)")
     d("cookie_secret", default="", help="secret that signs sessions (default: generated into data-dir)")
     d("allowed_origins", default="", help="comma-separated extra WebSocket origins, e.g. https://chat.example")
     d("buffer_size", default=1000, type=int, help="events kept in memory per room")
@@ -47,6 +55,14 @@ def define_options(parser: OptionParser) -> None:
     d("max_backlog", default=1 << 20, type=int, help="unsent bytes per WebSocket before it is closed (1013)")
     d("ping_interval", default=25.0, type=float, help="seconds between WebSocket pings")
     d("debug", default=False, type=bool, help="Tornado debug mode (autoreload)")
+    d("access_log", default=False, type=bool, help="log every HTTP request (default: only 4xx and 5xx answers)")
+    d("event_loop", default="asyncio", help="event loop: asyncio or uvloop (pip install 'obrolan[fast]')")
+    d("redis_url", default="", help="redis://host:port/db: history, ids, presence and fan-out in Redis, "
+      "shared by every process using it (replaces --store)")
+    d("processes", default=1, type=int, help="worker processes sharing the port (0 = one per core; "
+      "more than 1 needs --redis-url)")
+    d("presence_expiry", default=5.0, type=float, help="with --redis-url: seconds after which the users "
+      "of a process that died leave (plus the grace period)")
 
 
 @dataclass
@@ -54,7 +70,9 @@ class Settings:
     """Everything make_app needs; built from options or directly by tests."""
 
     data_dir: str = "./data"
-    store: str = "memory"
+    store: str = "sqlite"
+    history_max_events: int = 0
+    history_max_age: float = 0.0
     cookie_secret: str = ""
     allowed_origins: list[str] = field(default_factory=list)
     buffer_size: int = 1000
@@ -65,6 +83,11 @@ class Settings:
     max_backlog: int = 1 << 20
     ping_interval: float = 25.0
     debug: bool = False
+    event_loop: str = "asyncio"  # read by main(), not by make_app
+    access_log: bool = False
+    redis_url: str = ""
+    processes: int = 1
+    presence_expiry: float = 5.0
 
 
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> tuple[Settings, str, int]:
@@ -80,11 +103,14 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     opts = parser.as_dict()
     settings = Settings(
         data_dir=opts["data_dir"], store=opts["store"], cookie_secret=opts["cookie_secret"],
+        history_max_events=opts["history_max_events"], history_max_age=opts["history_max_age"],
         allowed_origins=[o.strip().rstrip("/") for o in opts["allowed_origins"].split(",") if o.strip()],
         buffer_size=opts["buffer_size"], presence_grace=opts["presence_grace"],
         rate_limit=opts["rate_limit"], rate_burst=opts["rate_burst"],
         max_message_length=opts["max_message_length"], max_backlog=opts["max_backlog"],
-        ping_interval=opts["ping_interval"], debug=opts["debug"])
+        ping_interval=opts["ping_interval"], debug=opts["debug"], event_loop=opts["event_loop"],
+        access_log=opts["access_log"],
+        redis_url=opts["redis_url"], processes=opts["processes"], presence_expiry=opts["presence_expiry"])
     return settings, opts["address"], opts["port"]
 
 
@@ -106,10 +132,24 @@ def load_cookie_secret(settings: Settings) -> str:
 def make_app(settings: Settings | None = None) -> tornado.web.Application:
     """The Tornado application; its hub is ``app.hub`` (start it with ``await app.hub.start()``)."""
     settings = settings or Settings()
-    hub = Hub(make_store(settings.store, settings.data_dir), HubConfig(
-        buffer_size=settings.buffer_size, presence_grace_s=settings.presence_grace,
+    if settings.history_max_events < 0 or settings.history_max_age < 0:
+        raise ValueError("--history-max-events and --history-max-age must be 0 (no limit) or more")
+    retention = Retention(settings.history_max_events, settings.history_max_age)
+    # The buffer caches what is kept: never more events than the retention keeps.
+    buffer_size = min(settings.buffer_size, retention.max_events or settings.buffer_size)
+    if settings.redis_url:
+        from rooms.redis_store import redis_backend  # lazy: redis is imported only when chosen
+
+        if settings.presence_expiry <= 0:
+            raise ValueError("--presence-expiry must be more than 0 seconds")
+        store, broker, presence = redis_backend(settings.redis_url, grace_s=settings.presence_grace,
+                                                expiry_s=settings.presence_expiry, retention=retention)
+    else:
+        store, broker, presence = make_store(settings.store, settings.data_dir, retention), None, None
+    hub = Hub(store, HubConfig(
+        buffer_size=buffer_size, presence_grace_s=settings.presence_grace,
         rate_limit_per_s=settings.rate_limit, rate_burst=settings.rate_burst,
-        max_message_chars=settings.max_message_length))
+        max_message_chars=settings.max_message_length), broker=broker, presence=presence)
     config = AppConfig(cookie_secret=load_cookie_secret(settings),
                        allowed_origins=frozenset(settings.allowed_origins),
                        max_backlog_bytes=settings.max_backlog)
@@ -126,6 +166,7 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},
         debug=settings.debug,
+        **({} if settings.access_log else {"log_function": log_failed_request}),
     )
     app.hub = hub  # type: ignore[attr-defined]
     return app
@@ -138,17 +179,28 @@ def load_translations() -> None:
     tornado.locale.set_default_locale("en_US")
 
 
-async def serve(settings: Settings, address: str, port: int) -> None:
+async def serve(settings: Settings, address: str, port: int, sockets: list[socket.socket] | None = None,
+                parent_fd: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or, in a worker, until the parent is gone)."""
     app = make_app(settings)
     hub: Hub = app.hub  # type: ignore[attr-defined]
     await hub.start()
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=HTTP_SERVER_MAX_BODY_BYTES)
-    server.listen(port, address)
-    log.info("Obrolan listening on http://%s:%d/ (store: %s)", address, port, settings.store)
+    if sockets is not None:
+        server.add_sockets(sockets)  # a worker: the parent bound them before forking
+    else:
+        server.listen(port, address)
+    log.info("Obrolan listening on http://%s:%d/ (store: %s, pid %d)", address, port,
+             "redis" if settings.redis_url else settings.store, os.getpid())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if parent_fd is not None:
+        def parent_gone() -> None:  # EOF: the parent was told to stop (or died)
+            loop.remove_reader(parent_fd)
+            stop.set()
+        loop.add_reader(parent_fd, parent_gone)
     await stop.wait()
     log.info("shutting down")
     server.stop()  # stop accepting
@@ -159,11 +211,68 @@ async def serve(settings: Settings, address: str, port: int) -> None:
         log.warning("some connections did not close in time")
 
 
+def fork_workers(count: int) -> int:
+    """Fork ``count`` workers; in each, return the read end of a pipe the parent holds open.
+
+    The parent stays in :func:`tornado.process.fork_processes` (which restarts a worker
+    that crashes) until every worker has exited.  On SIGTERM/SIGINT it closes the pipe:
+    each worker sees EOF and shuts down gracefully, as on its own SIGTERM.
+    """
+    alive_r, alive_w = os.pipe()
+    closed = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            os.close(alive_w)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    tornado.process.fork_processes(count)  # returns only in a worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # serve() installs the worker's own handlers
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if not closed:
+        os.close(alive_w)
+    return alive_r
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``--event-loop`` names (None: asyncio's default); uvloop is an optional extra."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.error("cannot start: --event-loop=uvloop needs uvloop (pip install 'obrolan[fast]')")
+            sys.exit(2)
+        return uvloop.new_event_loop
+    log.error("cannot start: --event-loop must be asyncio or uvloop, not %r", name)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     settings, address, port = parse_settings(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_translations()
-    asyncio.run(serve(settings, address, port))
+    new_loop = loop_factory(settings.event_loop)  # refuse a bad choice before forking
+    workers = settings.processes if settings.processes > 0 else tornado.process.cpu_count()
+    sockets, parent_fd = None, None
+    if workers > 1:
+        if not settings.redis_url:
+            log.error("cannot start: --processes=%d needs --redis-url; separate processes share rooms, "
+                      "ids and presence only through Redis", workers)
+            sys.exit(2)
+        settings.cookie_secret = load_cookie_secret(settings)  # once, before workers race to create it
+        sockets = tornado.netutil.bind_sockets(port, address)
+        parent_fd = fork_workers(workers)
+    try:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serve(settings, address, port, sockets, parent_fd))
+    except ChatError as exc:  # e.g. the history database cannot be opened: say why, no traceback
+        log.error("cannot start: %s", exc.detail)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

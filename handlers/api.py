@@ -45,13 +45,15 @@ def parse_wait(value: str | None) -> float:
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return HISTORY_PAGE_DEFAULT
-    if not value.isdigit() or not 1 <= int(value) <= HISTORY_PAGE_MAX:
+    # isascii: str.isdigit() also accepts digits int() refuses ("²"); the length keeps int() cheap.
+    if not (value.isascii() and value.isdigit() and len(value) <= 6) or not 1 <= int(value) <= HISTORY_PAGE_MAX:
         raise errors.BadRequest(f"limit must be an integer from 1 to {HISTORY_PAGE_MAX}")
     return int(value)
 
 
 class MessagesHandler(RoomPage):
     _wait: asyncio.Future[None] | None = None
+    _gone = False  # the client closed the connection
 
     async def get(self, room: str) -> None:  # type: ignore[override]
         room = self.path_room(room)
@@ -59,7 +61,9 @@ class MessagesHandler(RoomPage):
         after = parse_cursor(self.raw_query("after"))
         before = parse_cursor(self.raw_query("before"))
         epoch = self.raw_query("epoch") or None
-        if before is not None or self.raw_query("limit") is not None:
+        if before is not None and after is not None:
+            raise errors.BadRequest("give either after (follow) or before (page back), not both")
+        if before is not None or (after is None and self.raw_query("limit") is not None):
             await self.page_back(room, before, parse_limit(self.raw_query("limit")))
             return
         wait_s = parse_wait(self.raw_query("wait"))
@@ -68,27 +72,38 @@ class MessagesHandler(RoomPage):
         try:
             sl = await self.hub.read(room, after, epoch, LONGPOLL_MAX_EVENTS)
             if after is not None and not sl.events and not sl.truncated and wait_s > 0:
-                self._wait = asyncio.ensure_future(self.hub.wait(room, after, wait_s))
-                try:
-                    await self._wait
-                except asyncio.CancelledError:
-                    return  # the client went away
+                if self._client_gone():  # it went before the wait began: nothing to cancel, nobody to answer
+                    return
+                self._wait = await self.hub.waiter(room, after, wait_s)
+                if self._wait is not None:
+                    try:
+                        await self._wait
+                    except asyncio.CancelledError:
+                        return  # the client went away
                 sl = await self.hub.read(room, after, epoch, LONGPOLL_MAX_EVENTS)
             self.send_json(slice_body(sl))
         finally:
             self.hub.disconnect(conn)
 
     def on_connection_close(self) -> None:
+        self._gone = True
         if self._wait is not None:
             self._wait.cancel()
 
+    def _client_gone(self) -> bool:
+        # A client that closed while its request was still being read never gets
+        # on_connection_close (Tornado registers it only on an open stream): ask the stream.
+        stream = getattr(self.request.connection, "stream", None)
+        return self._gone or stream is None or stream.closed()
+
     async def page_back(self, room: str, before: int | None, limit: int) -> None:
-        events, epoch = await self.hub.read_before(room, before, limit)
-        oldest = events[0].id if events else None
-        body = b'{"events":[%s],"epoch":"%s","before":%s,"has_more":%s}' % (
-            b",".join(e.json for e in events), epoch.encode(),
+        """One page of history older than ``before``; ``before`` in the answer asks for the next."""
+        page = await self.hub.page(room, before, limit)
+        oldest = page.events[0].id if page.events else None
+        body = b'{"events":[%s],"epoch":"%s","before":%s,"has_more":%s,"truncated":%s}' % (
+            b",".join(e.json for e in page.events), page.epoch.encode(),
             str(oldest).encode() if oldest is not None else b"null",
-            b"true" if oldest is not None and oldest > 1 else b"false")
+            b"true" if page.has_more else b"false", b"true" if page.truncated else b"false")
         self.send_json(body)
 
     async def post(self, room: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import tornado.web
+from tornado.log import access_log
 from tornado.web import create_signed_value, decode_signed_value
 
 from rooms import Hub, Session, errors
@@ -90,6 +91,14 @@ class SessionMixin:
         values = self.request.query_arguments.get(name)
         return _decode(values[-1]) if values else None
 
+    def _origin_matches_host(self, origin: str) -> bool:
+        # Tornado's cross-origin check parses Origin with urlsplit, which raises on
+        # malformed values such as "http://[": refuse those (403) instead of a 500.
+        try:
+            return super()._origin_matches_host(origin)  # type: ignore[misc]
+        except ValueError:
+            return False
+
     def path_room(self, room: str) -> str:
         from rooms.validation import clean_room
 
@@ -122,7 +131,19 @@ def _decode(raw: bytes) -> str:
         raise errors.BadRequest("arguments must be UTF-8") from exc
 
 
+def log_failed_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log for 4xx/5xx only: a line per success would cost every long-poll answer."""
+    status = handler.get_status()
+    if status < 400:
+        return
+    log = access_log.warning if status < 500 else access_log.error
+    log("%d %s %.2fms", status, handler._request_summary(), 1000.0 * handler.request.request_time())
+
+
 class BaseHandler(SessionMixin, tornado.web.RequestHandler):
+    def compute_etag(self) -> str | None:
+        return None  # answers are live and never cached (no-store): hashing each body is wasted work
+
     def prepare(self) -> None:
         if len(self.request.body) > self.config.http_body_max_bytes:
             raise errors.PayloadTooLarge(f"request body over {self.config.http_body_max_bytes} bytes")

@@ -3,17 +3,105 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from rooms import Session, errors
+import tornado.locale
+
+from rooms import Event, Session, errors
 from rooms.hub import TAIL_EVENTS
 from rooms.validation import clean_name, clean_room, name_key
 
 from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path
 
+GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
 
-class JoinPage(BaseHandler):
+
+def accept_language_codes(header: str, supported: frozenset[str]) -> list[str]:
+    """Locale codes from ``Accept-Language``, best first.
+
+    Tornado matches ``id-ID`` to the shipped ``id_ID`` but not a bare ``id``, which
+    browsers often send; a bare language is followed by the shipped locales of it.
+    """
+    weighted = []
+    for part in header.split(","):
+        code, _, params = part.strip().partition(";")
+        score = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                score = float(params[2:])
+            except ValueError:
+                score = 0.0
+        if code.strip() and score > 0:
+            weighted.append((score, code.strip()))
+    weighted.sort(key=lambda pair: pair[0], reverse=True)  # stable: header order breaks ties
+    codes = []
+    for _, code in weighted:
+        codes.append(code)
+        if "-" not in code and "_" not in code:
+            codes.extend(sorted(s for s in supported if s.split("_")[0] == code.lower()))
+    return codes
+
+
+def continues(prev: Event | None, event: Event) -> bool:
+    """Whether ``event`` is shown under ``prev``'s header (same person, within a few minutes)."""
+    if prev is None or prev.type != "message" or event.type != "message" or prev.user != event.user:
+        return False
+    gap_s = (datetime.fromisoformat(event.ts) - datetime.fromisoformat(prev.ts)).total_seconds()
+    return 0 <= gap_s <= GROUP_WINDOW_S
+
+
+def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
+    """The UI text chat.js needs, translated; the room page hands it over as JSON."""
+    _ = locale.translate
+    return {
+        "live": _("Live"),
+        "connecting": _("Connecting…"),
+        "reconnecting": _("Reconnecting…"),
+        "reconnecting_in": _("Reconnecting in %(s)d s…"),
+        "fallback": _("Long-poll fallback"),
+        "offline": _("Offline"),
+        "history": _("Viewing older messages"),
+        "joined": _("%(name)s joined"),
+        "left": _("%(name)s left"),
+        "you": _("you"),
+        "typing_one": _("%(name)s is typing…"),
+        "typing_two": _("%(a)s and %(b)s are typing…"),
+        "typing_many": _("Several people are typing…"),
+        "new_one": _("%(n)d new message", "%(n)d new messages", 1),
+        "new_other": _("%(n)d new message", "%(n)d new messages", 2),
+        "older": _("Older messages"),
+        "loading": _("Loading…"),
+        "load_failed": _("Could not load older messages."),
+        "sending": _("Sending…"),
+        "waiting": _("Waiting for the connection…"),
+        "sent": _("Sent"),
+        "failed": _("Not sent: %(detail)s"),
+        "retry": _("Retry"),
+        "remove": _("Remove"),
+        "truncated": _("Some earlier messages are no longer available; showing the latest."),
+        "restarted": _("The room's history started over; showing the latest messages."),
+        "left_room": _("You left this room."),
+        "expired": _("Your session has expired."),
+        "name_taken": _("Your name is in use in this room by another session."),
+        "join_again": _("Join again"),
+    }
+
+
+class PageHandler(BaseHandler):
+    """Pages pick their language from ``Accept-Language`` (English and Indonesian ship)."""
+
+    def get_user_locale(self) -> tornado.locale.Locale | None:
+        header = self.request.headers.get("Accept-Language")
+        if not header:
+            return None
+        codes = accept_language_codes(header, tornado.locale.get_supported_locales())
+        return tornado.locale.get(*codes) if codes else None
+
+
+class JoinPage(PageHandler):
     async def get(self) -> None:
         session = self.current_user
         await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
@@ -35,9 +123,10 @@ class JoinHandler(JoinPage):
             name = clean_name(fields.get("name"))
             room = clean_room(fields.get("room"))
             current = self.current_user if not api else None
-            # Same name as the browser's current session: keep the session (and its presence).
-            sid = current.sid if current and name_key(current.name) == name_key(name) else secrets.token_hex(16)
-            session = Session(sid, name)
+            # The same name as the browser's current session (casefolded): keep that session, spelling
+            # included, so its presence and its messages go on under one name.
+            same = current is not None and name_key(current.name) == name_key(name)
+            session = current if same and current else Session(secrets.token_hex(16), name)
             self.hub.check_name(room, session)
         except errors.ChatError as exc:
             if api:
@@ -55,7 +144,7 @@ class JoinHandler(JoinPage):
         self.redirect(room_path(room), status=303)
 
 
-class RoomPage(BaseHandler):
+class RoomPage(PageHandler):
     """``GET /rooms/<room>``: the chat page, usable with JavaScript off."""
 
     async def get(self, room: str) -> None:
@@ -74,7 +163,7 @@ class RoomPage(BaseHandler):
         session = self.current_user
         assert session is not None
         before = self.raw_query("before")
-        if before is not None and before.isdigit():
+        if before is not None and before.isascii() and before.isdigit() and len(before) <= 18:  # else: newest
             events, epoch = await self.hub.read_before(room, int(before), TAIL_EVENTS)
             cursor = None  # an older page: no live resume from here
         else:
@@ -83,4 +172,6 @@ class RoomPage(BaseHandler):
         self.set_status(status)
         self.render("room.html", room=room, me=session.name, users=self.hub.users(room), events=events,
                     epoch=epoch, cursor=cursor, error=error, text=text, room_path=room_path,
-                    older=events[0].id if events and events[0].id > 1 else None)
+                    older=events[0].id if events and events[0].id > 1 else None,
+                    continues=continues, client_strings=client_strings(self.locale),
+                    max_length=self.hub.config.max_message_chars)

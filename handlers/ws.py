@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 import tornado.websocket
 
 from rooms import errors
-from rooms.events import Payload, dumps, loads
+from rooms.events import Batch, Payload, dumps, loads
 from rooms.presence import Connection
 from rooms.validation import parse_cursor
 
 from .base import SessionMixin
+from .wire import DirectWriter
 
 log = logging.getLogger("obrolan.ws")
 
@@ -47,23 +48,32 @@ def cached_frame(payload: Payload) -> bytes:
     return frame
 
 
+def batch_frames(batch: Batch) -> bytes:
+    """All the frames of a room's batch, joined once for every member."""
+    frames = batch.wire.get("ws")
+    if frames is None:
+        frames = batch.wire["ws"] = b"".join([cached_frame(p) for p in batch.payloads])
+    return frames
+
+
 def error_frame(exc: errors.ChatError, **extra: Any) -> bytes:
     """The one place core errors become WebSocket frames."""
     body: dict[str, Any] = {"type": "error", **exc.as_dict(), **extra}
     return dumps(body)
 
 
-def _backlog_bytes(stream: Any) -> int:
-    # IOStream keeps no public count of unsent bytes; _write_buffer is its buffer.
-    buffer = getattr(stream, "_write_buffer", None)
-    return len(buffer) if buffer is not None else 0
-
-
 class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
     conn: Connection | None = None
+    _writer: DirectWriter | None = None
 
     async def get(self, room: str) -> None:  # type: ignore[override]
-        # Everything that can refuse the handshake happens here, as a JSON HTTP error.
+        # Everything that can refuse the handshake happens here, as a JSON HTTP error
+        # (Tornado's own refusals in super().get() answer in plain text).
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise errors.BadRequest("this is a WebSocket endpoint: connect with Upgrade: websocket")
+        refused = self._check_cross_origin(self.check_origin)  # the same check super().get() makes
+        if refused is not None:
+            raise errors.Forbidden(refused)
         self.room = self.path_room(room)
         self.session = self.require_session()
         self.after = parse_cursor(self.raw_query("after"))
@@ -74,9 +84,16 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         if origin.rstrip("/") in self.config.allowed_origins:
             return True
-        return urlsplit(origin).netloc.lower() == self.request.host.lower()
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # e.g. "http://[": not an origin we serve
+            return False
+        return netloc.lower() == self.request.host.lower()
 
     async def open(self, *args: str) -> None:
+        self.set_nodelay(True)  # a chat frame is small and should leave now, not wait for an ACK (Nagle)
+        self._writer = DirectWriter(self.ws_connection.stream, self.config.max_backlog_bytes)
+        self._held: list[bytes] = []
         try:
             self.conn = await self.hub.connect(self.room, self.session, listener=self)
         except errors.ChatError as exc:  # the name was taken since the handshake
@@ -129,6 +146,13 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
     def send_payload(self, payload: Payload) -> None:
         self._send_frame(cached_frame(payload))
 
+    def send_batch(self, batch: Batch) -> None:
+        frames = batch_frames(batch)
+        if self._held:  # our own frames written while this batch was queued come after it
+            frames += b"".join(self._held)
+            self._held.clear()
+        self._write(frames)
+
     def close_for(self, code: int, reason: str) -> None:
         if self.conn is not None:
             self.hub.disconnect(self.conn)
@@ -140,12 +164,15 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self._send_frame(text_frame(data))
 
     def _send_frame(self, frame: bytes) -> None:
+        if self.hub.batch_pending(self.room, self):
+            self._held.append(frame)  # sent with that batch, after it (send_batch)
+        else:
+            self._write(frame)
+
+    def _write(self, data: bytes) -> None:
         ws = self.ws_connection
-        if ws is None or ws.is_closing():
+        if ws is None or ws.is_closing() or self._writer is None:
             return
-        stream = ws.stream
-        if _backlog_bytes(stream) + len(frame) > self.config.max_backlog_bytes:
+        if not self._writer.write(data):
             log.info("closing slow reader %s in %s", self.session.name, self.room)
             self.close_for(CLOSE_TRY_AGAIN_LATER, "too slow; resume from your cursor")
-            return
-        stream.write(frame)

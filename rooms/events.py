@@ -42,6 +42,18 @@ class Payload:
 
 
 @dataclass(eq=False, slots=True)
+class Batch:
+    """The payloads a room broadcast in one loop iteration, handed to each listener together.
+
+    A transport joins their wire forms once (cached in :attr:`wire`) and gives every
+    member the same bytes in one write.
+    """
+
+    payloads: list[Payload]
+    wire: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(eq=False, slots=True)
 class Event:
     id: int
     type: str

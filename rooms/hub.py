@@ -2,7 +2,7 @@
 
 It never sees a request.  Handlers authenticate, parse and serialise; the hub
 validates what it is given, talks to the store, and pushes pre-encoded payloads
-to listeners.  Long-poll waiters share one future per room, resolved on publish.
+to listeners.  Each long-poll waiter has a future, resolved on publish.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 from . import validation
+from .backend import BackendHooks, Broker, PresenceBackend
 from .buffer import RoomBuffer, Slice
 from .errors import ChatError
-from .events import Draft, Event, Payload, dumps, presence_payload
+from .events import Batch, Draft, Event, Payload, dumps, presence_payload
 from .presence import Connection, Listener, Member, RoomPresence, Session
 from .ratelimit import TokenBucketLimiter
 from .store import Store
@@ -25,6 +26,7 @@ log = logging.getLogger("obrolan.hub")
 TAIL_EVENTS = 50  # "the last 50": what a fresh client or a truncated answer gets
 READ_LIMIT_MAX = 1000  # events in one answer; the client continues from the cursor
 ROOM_SWEEP_INTERVAL_S = 30.0
+SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-polls to be answered
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
 
 
@@ -44,23 +46,57 @@ class Room:
     buffer: RoomBuffer
     presence: RoomPresence = field(default_factory=RoomPresence)
     listeners: set[Listener] = field(default_factory=set)
-    waiter: asyncio.Future[None] | None = None
-    waiting: int = 0
+    # Long-poll waiters: each its own future (awaited directly by its handler), and its timeout.
+    waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
     typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice
     active_at: float = field(default_factory=time.monotonic)
+    writing: int = 0  # appends in flight: the room stays loaded until they are published
+    outbox: list[Payload] = field(default_factory=list)  # broadcast this loop iteration, not yet sent
+
+    @property
+    def waiting(self) -> int:
+        """Long-polls waiting in this room now."""
+        return len(self.waiters)
 
     def idle(self) -> bool:
-        return not (self.listeners or self.presence.members or self.waiting)
+        return not (self.listeners or self.presence.members or self.waiters or self.writing)
+
+    def flush(self) -> None:
+        """Hand the payloads queued by :meth:`Hub._broadcast` to every listener, as one batch."""
+        if not self.outbox:
+            return
+        batch = Batch(self.outbox)
+        self.outbox = []
+        # A listener may close (and leave the set) while we send: iterate a copy.
+        for listener in tuple(self.listeners):
+            listener.send_batch(batch)
 
 
-class Hub:
-    def __init__(self, store: Store, config: HubConfig | None = None) -> None:
+@dataclass(slots=True)
+class Page:
+    """A page of history going back: ``events`` oldest first."""
+
+    events: list[Event]
+    epoch: str
+    has_more: bool  # older events are held: ask again with before=events[0].id
+    truncated: bool  # older events existed but are no longer held (retention, or memory only)
+
+
+class Hub(BackendHooks):
+    def __init__(self, store: Store, config: HubConfig | None = None, broker: Broker | None = None,
+                 presence: PresenceBackend | None = None) -> None:
         self.store = store
         self.config = config or HubConfig()
+        self.broker = broker  # None: one process, which publishes its own appends
+        self.presence = presence or PresenceBackend()  # the default: this process's connections
         self.limiter = TokenBucketLimiter(self.config.rate_limit_per_s, self.config.rate_burst)
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Long-polls in progress (connections without a listener): close() wakes them and waits
+        # until their handlers have answered (and disconnected), so none is cut off unanswered.
+        self._polls: set[Connection] = set()
+        self._polls_answered: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -68,6 +104,8 @@ class Hub:
 
     async def start(self) -> None:
         await self.store.start()
+        if self.broker is not None:
+            await self.broker.start(self)
         self._schedule_sweep()
 
     async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
@@ -77,12 +115,21 @@ class Hub:
             self._sweeper.cancel()
         for room in self._rooms.values():
             self._wake(room)
+            room.flush()  # what was broadcast goes out before the close frames
             for listener in tuple(room.listeners):
                 listener.close_for(code, reason)
             for member in room.presence.members.values():
                 member.cancel_timer()
+        if self._polls:
+            self._polls_answered = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._polls_answered), SHUTDOWN_POLL_ANSWER_S)
+            except TimeoutError:
+                log.warning("%d long-polls were not answered in time", len(self._polls))
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2.0)
+        if self.broker is not None:
+            await self.broker.close()
         await self.store.close()
 
     def _spawn(self, coro) -> None:
@@ -101,6 +148,8 @@ class Hub:
             if room.idle() and now - room.active_at > self.config.room_idle_s:
                 del self._rooms[name]
                 self.store.forget_room(name)
+                if self.broker is not None:
+                    self.broker.release(name)
         self.limiter.sweep()
         if not self.closing:
             self._schedule_sweep()
@@ -117,12 +166,16 @@ class Hub:
         future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
         try:
+            if self.broker is not None:
+                await self.broker.hold(name)  # subscribed before reading the state: nothing slips between
             state = await self.store.open_room(name, self.config.buffer_size)
             room = Room(name, RoomBuffer(state.epoch, state.last_id, state.recent, self.config.buffer_size))
             self._rooms[name] = room
             future.set_result(room)
             return room
         except BaseException as exc:
+            if self.broker is not None:
+                self.broker.release(name)
             future.set_exception(exc)
             future.exception()  # retrieved: concurrent openers re-raise it themselves
             raise
@@ -134,13 +187,13 @@ class Hub:
 
     def users(self, name: str) -> list[str]:
         room = self._rooms.get(name)
-        return room.presence.users() if room else []
+        return self.presence.users(name, room.presence) if room else []
 
     def check_name(self, name: str, session: Session) -> None:
         """Raise NameTaken if ``session``'s name is present in room ``name`` under another session."""
         room = self._rooms.get(name)
         if room is not None:
-            room.presence.check(session)
+            self.presence.check(name, room.presence, session)
 
     async def rooms_info(self) -> list[dict[str, object]]:
         """Rooms known to the store or in memory, busiest first."""
@@ -153,7 +206,8 @@ class Hub:
             last_ts = last[0].ts if last else (info.last_ts if info else None)
             if last_ts is None:
                 continue  # nothing ever said or done there
-            out.append({"room": name, "users": len(room.presence) if room else 0, "last_activity": last_ts})
+            users = self.presence.count(name, room.presence) if room else 0
+            out.append({"room": name, "users": users, "last_activity": last_ts})
         out.sort(key=lambda r: (int(r["users"]), str(r["last_activity"])), reverse=True)
         return out
 
@@ -166,6 +220,9 @@ class Hub:
         buf = room.buffer
         if after is None:
             return Slice(buf.tail(TAIL_EVENTS), buf.last_id, buf.epoch, False)
+        if self.broker is not None and ((epoch is not None and epoch != buf.epoch) or after > buf.last_id):
+            await self.broker.catch_up(name)  # another process may have stored what the cursor names
+            buf = room.buffer
         if (epoch is not None and epoch != buf.epoch) or after > buf.last_id:
             return self._truncated(room)
         if buf.holds_after(after):
@@ -193,28 +250,51 @@ class Hub:
             held = older + held
         return held, buf.epoch
 
+    async def page(self, name: str, before: int | None, limit: int) -> Page:
+        """:meth:`read_before`, saying whether the walk back can go on or history was cut."""
+        events, epoch = await self.read_before(name, before, limit)
+        if events:
+            start = events[0].id
+        else:
+            newest = (await self.room(name)).buffer.last_id
+            start = newest + 1 if before is None else min(before, newest + 1)
+        older = start > 1  # ids start at 1: anything below start existed once
+        full = len(events) == limit
+        return Page(events, epoch, has_more=older and full, truncated=older and not full)
+
     async def wait(self, name: str, after: int, timeout_s: float) -> None:
         """Return when the room has events after ``after``, at ``timeout_s``, or at shutdown."""
+        waiter = await self.waiter(name, after, timeout_s)
+        if waiter is not None:
+            await waiter
+
+    async def waiter(self, name: str, after: int, timeout_s: float) -> asyncio.Future[None] | None:
+        """A future resolved when the room has events after ``after``, at ``timeout_s`` or at shutdown;
+        None when there is no need to wait.  Cancel it to stop waiting.
+
+        The caller awaits the future itself: a publish wakes each long-poll in one step
+        (no task, shield or wait_for between the event and the answer).
+        """
         room = await self.room(name)
         if self.closing or room.buffer.last_id > after or timeout_s <= 0:
-            return
-        if room.waiter is None:
-            room.waiter = asyncio.get_running_loop().create_future()
-        room.waiting += 1
-        try:
-            await asyncio.wait_for(asyncio.shield(room.waiter), timeout_s)
-        except TimeoutError:
-            pass
-        finally:
-            room.waiting -= 1
-            room.active_at = time.monotonic()
+            return None
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        room.waiters[waiter] = loop.call_later(timeout_s, _resolve, waiter)
+        waiter.add_done_callback(lambda done: self._unwait(room, done))
+        return waiter
+
+    @staticmethod
+    def _unwait(room: Room, waiter: asyncio.Future[None]) -> None:
+        timer = room.waiters.pop(waiter, None)
+        if timer is not None:
+            timer.cancel()
+        room.active_at = time.monotonic()
 
     @staticmethod
     def _wake(room: Room) -> None:
-        if room.waiter is not None:
-            if not room.waiter.done():
-                room.waiter.set_result(None)
-            room.waiter = None
+        for waiter in room.waiters:
+            _resolve(waiter)
 
     # -- writing ----------------------------------------------------------------
 
@@ -224,13 +304,25 @@ class Hub:
         text = validation.clean_text(text, self.config.max_message_chars)
         client_id = validation.clean_client_id(client_id)
         room = await self.room(name)
-        room.presence.check(session)
+        self.presence.check(name, room.presence, session)
         self.limiter.take(session.sid)
-        event, created = await self.store.append(
-            Draft("message", name, session.name, text, session.sid, client_id))
+        return await self._append(room, Draft("message", name, session.name, text, session.sid, client_id))
+
+    async def _append(self, room: Room, draft: Draft) -> tuple[Event, bool]:
+        """Store ``draft`` and publish it once committed, even if our caller is cancelled
+        meanwhile: a committed event missing from the buffer would hold back every later one."""
+        room.writing += 1
+        task = asyncio.ensure_future(self.store.append(draft))
+        task.add_done_callback(lambda done: self._appended(room, done))
+        return await asyncio.shield(task)
+
+    def _appended(self, room: Room, done: asyncio.Future[tuple[Event, bool]]) -> None:
+        room.writing -= 1
+        if done.cancelled() or done.exception() is not None:
+            return
+        event, created = done.result()
         if created:
             self._publish(room, event)
-        return event, created
 
     def typing(self, name: str, session: Session) -> bool:
         """Broadcast an ephemeral "is typing" notice: never stored, never given an id.
@@ -244,7 +336,10 @@ class Hub:
         if now - room.typing_at.get(session.sid, -TYPING_MIN_INTERVAL_S) < TYPING_MIN_INTERVAL_S:
             return False
         room.typing_at[session.sid] = now
-        self._broadcast(room, Payload(dumps({"type": "typing", "user": session.name})))
+        payload = Payload(dumps({"type": "typing", "user": session.name}))
+        self._broadcast(room, payload)
+        if self.broker is not None:
+            self.broker.relay(name, payload)
         return True
 
     def _publish(self, room: Room, event: Event) -> None:
@@ -255,18 +350,29 @@ class Hub:
 
     @staticmethod
     def _broadcast(room: Room, payload: Payload) -> None:
-        # A listener may close (and leave the set) while we send: iterate a copy.
-        for listener in tuple(room.listeners):
-            listener.send_payload(payload)
+        # Queued and sent at the next loop iteration: what a room broadcasts in one
+        # iteration reaches each member in one write (Room.flush), not one per payload.
+        if not room.listeners:
+            return
+        if not room.outbox:
+            asyncio.get_running_loop().call_soon(room.flush)
+        room.outbox.append(payload)
+
+    def batch_pending(self, name: str, listener: Listener) -> bool:
+        """True when ``listener`` is about to get a batch of room ``name``'s broadcasts.
+
+        A listener's own frames written meanwhile must go after that batch to keep the order.
+        """
+        room = self._rooms.get(name)
+        return room is not None and bool(room.outbox) and listener in room.listeners
 
     def presence_payload(self, room: Room) -> Payload:
-        return presence_payload(room.presence.users())
+        return presence_payload(self.presence.users(room.name, room.presence))
 
     async def _announce(self, room: Room, kind: str, session: Session) -> None:
         """Store and publish a join/leave event, then the new user list."""
         try:
-            event, _ = await self.store.append(Draft(kind, room.name, session.name, None, session.sid))
-            self._publish(room, event)
+            await self._append(room, Draft(kind, room.name, session.name, None, session.sid))
         except ChatError as exc:  # the store is failing: presence still changes
             log.warning("could not store %s of %s in %s: %s", kind, session.name, room.name, exc.detail)
         self._broadcast(room, self.presence_payload(room))
@@ -276,10 +382,21 @@ class Hub:
     async def connect(self, name: str, session: Session, listener: Listener | None = None) -> Connection:
         """Register a live connection; the first one of a session announces a join."""
         room = await self.room(name)
+        self.presence.check(name, room.presence, session)
         conn = Connection(name, session, listener)
-        _, joined = room.presence.add(conn)
+        member, joined = room.presence.add(conn)
         if joined:
-            await self._announce(room, "join", session)
+            try:
+                joined = await self.presence.joined(name, session)  # False: present through another process
+            except ChatError:
+                member.connections.discard(conn)
+                if not member.connections:
+                    room.presence.remove_member(member)
+                raise
+            if joined:
+                await self._announce(room, "join", session)
+        if listener is None:
+            self._polls.add(conn)
         return conn
 
     async def attach(self, conn: Connection, after: int | None, epoch: str | None) -> Slice | None:
@@ -302,11 +419,15 @@ class Hub:
         if conn.closed or conn.listener is None:
             return None
         # No await between the last read and this line: nothing can slip in between.
+        room.flush()  # broadcasts still queued are in the replay: the new listener must not get them twice
         room.listeners.add(conn.listener)
         return Slice(events, cursor, first.epoch, first.truncated)
 
     def disconnect(self, conn: Connection) -> None:
         """A connection ended; the member leaves after the grace period if it was the last."""
+        self._polls.discard(conn)  # before the closed check: leave() closes a poll's connection early
+        if not self._polls and self._polls_answered is not None and not self._polls_answered.done():
+            self._polls_answered.set_result(None)
         if conn.closed:
             return
         conn.closed = True
@@ -329,14 +450,29 @@ class Hub:
         member.leave_timer = None
         if not member.connections and room.presence.remove_member(member):
             room.typing_at.pop(member.session.sid, None)
-            self._spawn(self._announce(room, "leave", member.session))
+            self._spawn(self._leave_after_grace(room, member.session))
+
+    async def _leave_after_grace(self, room: Room, session: Session) -> None:
+        if await self.presence.expired(room.name, session):  # False: still present through another process
+            await self._announce(room, "leave", session)
 
     async def leave(self, name: str, session: Session) -> bool:
         """Leave now: announce it and close the session's sockets in the room with 1000."""
         room = self._rooms.get(name)
+        if room is None and self.presence.shared:
+            room = await self.room(name)  # the session may be present through another process
         member = room.presence.member_of(session) if room else None
-        if room is None or member is None:
+        if room is None or not await self.presence.left(name, session, member is not None):
             return False
+        self._drop_member(room, session)
+        await self._announce(room, "leave", session)
+        return True
+
+    def _drop_member(self, room: Room, session: Session) -> None:
+        """Remove the session's member here and close its sockets in the room with 1000."""
+        member = room.presence.member_of(session)
+        if member is None:
+            return
         room.presence.remove_member(member)
         room.typing_at.pop(session.sid, None)
         for conn in tuple(member.connections):
@@ -344,5 +480,8 @@ class Hub:
             if conn.listener is not None:
                 room.listeners.discard(conn.listener)
                 conn.listener.close_for(1000, "left the room")
-        await self._announce(room, "leave", session)
-        return True
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -4,6 +4,12 @@ The hub keeps each active room's recent events in a :class:`~rooms.buffer.RoomBu
 a store owns the authoritative sequence: it allocates ids, keeps history beyond
 the buffer (or not), and de-duplicates retried sends by ``(session, client_id)``.
 Stores are picked by name/URL in :func:`rooms.make_store` and imported lazily.
+
+What every store promises is pinned down by ``tests/test_store_contract.py``, run
+against each implementation.  Where they legitimately differ it is said by
+:attr:`Store.durable`: a durable store keeps every room's history (within its
+retention) beyond the buffer and across restarts; the memory store keeps nothing
+the hub's buffer does not hold and starts every room over after a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from .events import Draft, Event
 
 # How many (session, client_id) keys the memory store remembers per room.
 MEMORY_DEDUPE_KEYS = 4096
+# Rooms one list_rooms() answer holds at most (the join page shows fewer).
+LIST_ROOMS_MAX = 100
 
 
 def new_epoch() -> str:
@@ -30,6 +38,14 @@ class RoomState:
     recent: list[Event] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history a durable store keeps per room; 0 means no limit."""
+
+    max_events: int = 0
+    max_age_s: float = 0.0
+
+
 @dataclass(slots=True)
 class RoomInfo:
     room: str
@@ -38,7 +54,15 @@ class RoomInfo:
 
 
 class Store(ABC):
-    """What the hub needs from a history store. Every method may be called concurrently."""
+    """What the hub needs from a history store. Every method may be called concurrently.
+
+    Ids of a room are 1, 2, 3, ... with no gap and are never reused (not even after
+    retention removed the events that had them); the epoch of a room changes only
+    when its sequence starts over.
+    """
+
+    # True: history outlives the buffer and the process (epoch and ids too).
+    durable: bool = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open files/connections, run migrations."""
@@ -61,17 +85,25 @@ class Store(ABC):
 
     @abstractmethod
     async def read_after(self, room: str, after_id: int, limit: int) -> list[Event] | None:
-        """Events with id > after_id, oldest first; ``None`` if they are no longer all held."""
+        """Up to ``limit`` events with id > after_id, oldest first, the first being ``after_id + 1``.
+
+        ``[]`` when there is nothing newer; ``None`` if they are no longer all held.
+        """
 
     @abstractmethod
     async def read_before(self, room: str, before_id: int, limit: int) -> list[Event]:
-        """The newest ``limit`` events with id < before_id, oldest first."""
+        """The newest ``limit`` held events with id < before_id, oldest first, contiguous."""
 
     def forget_room(self, room: str) -> None:  # noqa: B027 - optional hook
         """The hub dropped the room from memory; drop any per-room cache."""
 
     async def list_rooms(self) -> list[RoomInfo]:
+        """Rooms that have events, most recently active first (a bounded number)."""
         return []
+
+    async def trim(self) -> int:
+        """Apply the retention now (durable stores also do it by themselves); events removed."""
+        return 0
 
 
 class _MemRoom:
@@ -117,6 +149,9 @@ class MemoryStore(Store):
         return event, True
 
     async def read_after(self, room: str, after_id: int, limit: int) -> list[Event] | None:
+        state = self._rooms.get(room)
+        if state is None or after_id >= state.last_id:
+            return []
         return None  # nothing beyond the buffer
 
     async def read_before(self, room: str, before_id: int, limit: int) -> list[Event]:
@@ -126,4 +161,6 @@ class MemoryStore(Store):
         self._rooms.pop(room, None)
 
     async def list_rooms(self) -> list[RoomInfo]:
-        return [RoomInfo(name, s.last_id, s.last_ts) for name, s in self._rooms.items()]
+        infos = [RoomInfo(name, s.last_id, s.last_ts) for name, s in self._rooms.items() if s.last_ts]
+        infos.sort(key=lambda info: info.last_ts or "", reverse=True)
+        return infos[:LIST_ROOMS_MAX]

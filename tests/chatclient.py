@@ -148,3 +148,125 @@ class Socket:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# -- browser-style helpers: cookies and form posts ---------------------------------------------------------------
+
+
+def session_cookie(resp: Response) -> str:
+    """The ``name=value`` of the session cookie a response set (for a ``Cookie`` header)."""
+    for header in resp.headers.get_list("Set-Cookie"):
+        pair = header.split(";", 1)[0]
+        if pair.startswith("obrolan_session="):
+            return pair
+    raise AssertionError(f"no session cookie in {resp.headers.get_list('Set-Cookie')}")
+
+
+async def form_join(api: Api, name: str, room: str, headers: dict[str, str] | None = None) -> Response:
+    """``POST /join`` the way a browser form does it (no Accept: application/json)."""
+    return await api.request("POST", "/join", form={"name": name, "room": room}, headers=headers)
+
+
+# -- raw sockets: clients that misbehave on purpose -----------------------------------------------------------
+
+
+def _host_port(base_url: str) -> tuple[str, int]:
+    hostport = base_url.split("://", 1)[1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    return host, int(port)
+
+
+class RawWebSocket:
+    """A WebSocket client on a bare TCP socket.
+
+    It reads only when told to and never answers a ping or a close frame, so it
+    can play a reader that stopped reading or a peer that died.  A small receive
+    buffer makes the kernel hold little on its behalf.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, base_url: str, path: str, token: str, rcvbuf_bytes: int | None = None) -> RawWebSocket:
+        import base64
+        import os
+        import socket
+
+        host, port = _host_port(base_url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf_bytes is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)  # before connect: sets the window
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        # A small StreamReader limit: asyncio stops reading the socket once that much is buffered.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 14)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Authorization: Bearer {token}\r\n\r\n").encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT_S)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def frame(self, timeout: float = RECV_TIMEOUT_S) -> tuple[int, bytes] | None:
+        """The next ``(opcode, payload)``, or None at end of stream."""
+        async def _read() -> tuple[int, bytes] | None:
+            try:
+                head = await self.reader.readexactly(2)
+            except asyncio.IncompleteReadError:
+                return None
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif length == 127:
+                length = int.from_bytes(await self.reader.readexactly(8), "big")
+            return opcode, await self.reader.readexactly(length)
+        return await asyncio.wait_for(_read(), timeout)
+
+    async def json_frames_until_close(self, timeout: float = RECV_TIMEOUT_S) -> tuple[list[dict[str, Any]], int]:
+        """Every text frame as JSON up to the close frame, and the close code (pings are skipped)."""
+        frames: list[dict[str, Any]] = []
+        while True:
+            got = await self.frame(timeout)
+            assert got is not None, "stream ended without a close frame"
+            opcode, payload = got
+            if opcode == 0x8:
+                return frames, int.from_bytes(payload[:2], "big")
+            if opcode == 0x1:
+                frames.append(json.loads(payload))
+
+    async def json_frame(self, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any]:
+        """The next text frame as JSON (pings are skipped)."""
+        while True:
+            got = await self.frame(timeout)
+            assert got is not None, "stream ended"
+            if got[0] == 0x1:
+                return json.loads(got[1])
+            assert got[0] == 0x9, f"unexpected opcode {got[0]}"
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def raw_request(base_url: str, method: str, path: str,
+                      headers: dict[str, str] | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send one HTTP request on a bare TCP connection and hand back the connection (e.g. to drop it)."""
+    host, port = _host_port(base_url)
+    reader, writer = await asyncio.open_connection(host, port)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}",
+             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
+    writer.write("\r\n".join(lines).encode())
+    await writer.drain()
+    return reader, writer
+
+
+def is_event(kind: str, user: str | None = None):
+    """A predicate for ``Socket.recv_until``: an event of type ``kind`` (by ``user``)."""
+    return lambda f: f.get("type") == kind and (user is None or f.get("user") == user)
+
+
+def is_presence(users: list[str]):
+    return lambda f: f.get("type") == "presence" and f.get("users") == users

@@ -1,0 +1,418 @@
+"""Fan-out benchmark: one server process, many clients in a room, deliveries counted at the receivers.
+
+    python bench/fanout.py                  # Obrolan: 10/100/1000 WebSocket members + 10 long-polls,
+                                            # at a fixed rate and at saturation
+    python bench/fanout.py --suite          # every scenario of issue 6 against Obrolan, the plain-Tornado
+                                            # baseline and (when Node.js is there) socket.io, with ratios
+    python bench/fanout.py --help
+
+The server runs as a subprocess pinned to CPU 0; this process (the load
+generator, bench/wsload.py) pins itself to CPU 1 and reports its own CPU share
+so a result limited by the generator can be told apart.  Every run is bounded
+in time and every process it starts is stopped (see bench/servers.py).
+Numbers depend on what else the machine runs: the load average is printed
+with each result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pyspy  # noqa: E402
+from servers import SERVERS, Server, node_available  # noqa: E402
+from wsload import Conn, DriveResult, Loader, percentile  # noqa: E402
+
+SERVER_CPU = 0
+LOADGEN_CPU = 1
+PROBES_PER_ROOM = 8
+POLL_PROBES = 50
+# Long-poll saturation: events in flight per sender.  Each answer then carries many events, and
+# the total stays well under the room buffer (1,000), past which a poll would be truncated.
+LONGPOLL_WINDOW = 20
+LONGPOLL_SENDERS = 20  # WebSocket members posting: events enter in parallel, as in a busy room
+
+
+@dataclass
+class Plan:
+    server: str = "obrolan"
+    rooms: int = 1
+    members: int = 10  # WebSocket members per room
+    pollers: int = 0  # long-poll members per room
+    senders: int = 1  # per room (they are members too)
+    rate_eps: float | None = None  # events/s offered in total; None = saturation
+    inflight: int = 20_000  # saturation: unacknowledged deliveries in all (sets each sender's window)
+    window: int | None = None  # saturation: unacknowledged events per sender (overrides inflight)
+    warmup_s: float = 1.0
+    measure_s: float = 5.0
+    pin: bool = True
+    extra_args: tuple[str, ...] = ()
+    label: str = ""
+    all_probes: bool = False
+    profile: Path | None = None  # record the server with py-spy into this file (collapsed stacks)
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    result: DriveResult | None = None
+    error: str = ""
+    load: str = field(default_factory=lambda: "%.2f %.2f %.2f" % os.getloadavg())
+
+    def line(self) -> str:
+        p, r = self.plan, self.result
+        head = f"{p.server:<9} {p.label:<34}"
+        if r is None:
+            return f"{head} FAILED: {self.error}"
+        scpu = f"{r.server_cpu * 100:4.0f}%" if r.server_cpu is not None else "  ? "
+        if r.server_cpu is not None and r.delivered + r.poll_delivered:
+            # CPU time per delivery: steadier than the rate when other work shares the machine
+            scpu += f" ({r.server_cpu * r.seconds * 1e6 / (r.delivered + r.poll_delivered):.2f} us/deliv)"
+        polls = f" poll {r.poll_rate:>9,.0f} ev/s" if p.pollers else ""
+        return (f"{head} {r.rate:>10,.0f} deliv/s  p50 {r.pct_ms(0.5):7.2f} ms  p99 {r.pct_ms(0.99):7.2f} ms"
+                f"{polls}  sent {r.sent / r.seconds:>8,.0f}/s  lost {r.lost}  gaps {r.gaps}  err {r.errors}"
+                f"  closed {r.closed}  server {scpu}  loadgen {r.gen_cpu * 100:3.0f}%  load {self.load}")
+
+
+def room_name(r: int) -> str:
+    return f"bench{r}"
+
+
+def spread(n: int, k: int) -> set[int]:
+    """``k`` indices spread evenly over ``range(n)``."""
+    return set(range(n)) if k >= n else {round(i * n / k) for i in range(k)}
+
+
+def build(server: Server, plan: Plan, name_prefix: str = "u") -> tuple[list[Conn], list[Conn]]:
+    ws: list[Conn] = []
+    polls: list[Conn] = []
+    n_ws, n_poll = plan.rooms * plan.members, plan.rooms * plan.pollers
+    names = [f"{name_prefix}{i}" for i in range(n_ws + n_poll)]
+    tokens = server.tokens(names)
+    it = iter(zip(names, tokens, strict=True))
+    for r in range(plan.rooms):
+        probes = spread(plan.members, plan.members if plan.all_probes else PROBES_PER_ROOM)
+        for i in range(plan.members):
+            name, token = next(it)
+            c = Conn("ws", r, name, i in probes, server.ws_path(room_name(r), name))
+            c.token, c.on_open = token, server.open_payload
+            ws.append(c)
+    for r in range(plan.rooms):
+        path = server.poll_path(room_name(r))
+        for j in range(plan.pollers):
+            name, token = next(it)
+            c = Conn("poll", r, name, plan.all_probes or j < POLL_PROBES, path or "")
+            c.token = token
+            polls.append(c)
+    return ws, polls
+
+
+def run(plan: Plan) -> Outcome:
+    server = SERVERS[plan.server](SERVER_CPU if plan.pin else None, plan.extra_args)
+    loader = None
+    try:
+        server.start()
+        if plan.pollers and server.poll_path("x") is None:
+            raise ValueError(f"{plan.server} has no long-poll transport")
+        loader = Loader("127.0.0.1", server.port, server.message)
+        ws, polls = build(server, plan)
+        loader.open(ws)
+        if polls:
+            loader.open(polls)
+        loader.quiesce()
+        probes: dict[int, list[Conn]] = {}
+        for c in loader.all:
+            if c.probe:
+                probes.setdefault(c.room, []).append(c)
+        loader.add_senders([c for i, c in enumerate(ws) if i % plan.members < plan.senders], probes)
+        window = plan.window or max(1, plan.inflight // ((plan.members + plan.pollers) * plan.senders))
+        spy = None
+        if plan.profile is not None and server.proc is not None:
+            spy = pyspy.start(server.proc.pid, plan.warmup_s + plan.measure_s, plan.profile)
+        result = loader.drive(plan.measure_s, plan.warmup_s, rate_eps=plan.rate_eps, window=window,
+                              server_cpu=server.cpu_seconds)
+        if spy is not None:
+            spy.wait(30)
+        if loader.failed:
+            raise ConnectionError(f"{len(loader.failed)} connections failed: {loader.failed[0]}")
+        return Outcome(plan, result)
+    except Exception as exc:  # report and go on with the other scenarios
+        return Outcome(plan, error=f"{type(exc).__name__}: {exc}\n{server.log_tail(8)}")
+    finally:
+        if loader is not None:
+            loader.close_all()
+        server.stop()
+
+
+def median_outcome(outcomes: list[Outcome]) -> Outcome:
+    good = [o for o in outcomes if o.result is not None]
+    if not good:
+        return outcomes[0]
+    good.sort(key=lambda o: o.result.rate if not o.plan.pollers else o.result.poll_rate)
+    return good[len(good) // 2]
+
+
+def repeat(plan: Plan, runs: int, verbose: bool = True) -> Outcome:
+    outs = []
+    for i in range(runs):
+        o = run(plan)
+        if verbose:
+            print(("  run %d: " % (i + 1)) + o.line(), flush=True)
+        outs.append(o)
+    return median_outcome(outs)
+
+
+# -- scenarios that are not a plain drive ----------------------------------------------
+
+
+def idle_memory(server_name: str, sockets: int, rooms: int, pin: bool, extra: tuple[str, ...]) -> str:
+    """Server RSS growth per idle WebSocket."""
+    server = SERVERS[server_name](SERVER_CPU if pin else None, extra)
+    loader = None
+    try:
+        server.start()
+        loader = Loader("127.0.0.1", server.port, server.message)
+        plan = Plan(server=server_name, rooms=rooms, members=sockets // rooms)
+        ws, _ = build(server, plan, name_prefix="idle")
+        for c in ws:
+            c.probe = False
+        time.sleep(0.5)  # let the server settle after the joins before the baseline
+        before = server.rss_kib()
+        loader.open(ws, concurrency=100, deadline_s=300)
+        loader.quiesce(0.5)
+        after = server.rss_kib()
+        per = (after - before) / len(ws)
+        return (f"{server_name:<9} {len(ws):,} idle WebSockets in {rooms} rooms: RSS {before:,} -> {after:,} KiB,"
+                f" {per:.1f} KiB each  load {'%.2f %.2f %.2f' % os.getloadavg()}")
+    except Exception as exc:
+        return f"{server_name:<9} idle WebSockets FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
+    finally:
+        if loader is not None:
+            loader.close_all()
+        server.stop()
+
+
+def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, ...]) -> str:
+    """With ``pollers`` long-polls waiting, post one event and time every answer."""
+    server = SERVERS["obrolan"](SERVER_CPU if pin else None, extra)
+    loader = None
+    try:
+        server.start()
+        loader = Loader("127.0.0.1", server.port, server.message)
+        ws, polls = build(server, Plan(members=1, pollers=pollers, all_probes=True), name_prefix="w")
+        loader.open(ws)
+        loader.open(polls, concurrency=100)
+        loader.quiesce(0.5)
+        loader.add_senders(ws, {0: polls})
+        sender = loader.senders[0]
+        firsts, lasts, all_lat = [], [], []
+        cpu_busy = 0.0
+        for _ in range(events):
+            loader.quiesce(0.25, 5.0)  # every poll is back and waiting
+            loader.latencies = []
+            loader.measuring = True
+            cpu0 = server.cpu_seconds()
+            loader.send(sender)
+            end = time.monotonic() + 5.0
+            while sender.acked() < sender.seq and time.monotonic() < end:
+                loader.pump(0.01)
+            cpu_busy += server.cpu_seconds() - cpu0
+            loader.measuring = False
+            lat = sorted(loader.latencies)
+            if len(lat) < pollers:
+                raise RuntimeError(f"only {len(lat)} of {pollers} polls answered within 5 s")
+            firsts.append(lat[0])
+            lasts.append(lat[-1])
+            all_lat.extend(lat)
+        all_lat.sort()
+        med = statistics.median
+        return (f"obrolan   {pollers} waiting long-polls, one event ({events} times): first answer "
+                f"{med(firsts) / 1000:.2f} ms, p50 {percentile(all_lat, 0.5) / 1000:.2f} ms, "
+                f"p99 {percentile(all_lat, 0.99) / 1000:.2f} ms, last {med(lasts) / 1000:.2f} ms (medians); "
+                f"server CPU {cpu_busy * 1e6 / (pollers * events):.0f} us per answer"
+                f"  load {'%.2f %.2f %.2f' % os.getloadavg()}")
+    except Exception as exc:
+        return f"obrolan   long-poll answer latency FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
+    finally:
+        if loader is not None:
+            loader.close_all()
+        server.stop()
+
+
+# -- entry points ----------------------------------------------------------------------
+
+
+def machine() -> str:
+    return (f"{platform.node()} {platform.machine()} nproc={os.cpu_count()} python={platform.python_version()}"
+            f" load {'%.2f %.2f %.2f' % os.getloadavg()}")
+
+
+def default_run(args: argparse.Namespace) -> None:
+    extra = tuple(args.server_arg)
+    for n in args.members:
+        for label, rate in ((f"{n} ws + {args.longpoll} poll, fixed", args.rate / (n + args.longpoll)), (f"{n} ws + "
+                            f"{args.longpoll} poll, saturation", None)):
+            plan = Plan(server="obrolan", members=n, pollers=args.longpoll, senders=min(n, args.senders),
+                        rate_eps=rate, measure_s=args.duration, pin=not args.no_pin, extra_args=extra,
+                        label=label, inflight=args.inflight)
+            print(repeat(plan, args.runs, verbose=args.runs > 1).line(), flush=True)
+
+
+def suite(args: argparse.Namespace) -> None:
+    extra = tuple(args.server_arg)
+    pin = not args.no_pin
+    servers = [s for s in args.servers if s != "socketio" or node_available()]
+    if "socketio" in args.servers and "socketio" not in servers:
+        print("socketio: skipped (node/npm not found)")
+    sat: dict[tuple[str, int], Outcome] = {}
+    if 1 in args.sections:
+        sat = saturation_section(args, servers, extra, pin)
+    if 2 in args.sections:
+        latency_section(args, servers, sat, extra, pin)
+    if 3 in args.sections:
+        rooms_section(args, servers, extra, pin)
+    if 4 in args.sections:
+        idle_section(args, servers, extra, pin)
+    if 5 in args.sections:
+        longpoll_section(args, extra, pin)
+
+
+def saturation_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...],
+                       pin: bool) -> dict[tuple[str, int], Outcome]:
+    sat: dict[tuple[str, int], Outcome] = {}
+    print(f"\n== 1. one room, saturation ({args.senders} senders, {args.inflight:,} deliveries in flight),"
+          f" median of {args.runs}")
+    for n in args.members:
+        for s in servers:
+            plan = Plan(server=s, members=n, senders=min(n, args.senders), inflight=args.inflight,
+                        measure_s=args.duration, pin=pin, extra_args=extra if s == "obrolan" else (),
+                        label=f"{n} members, saturation")
+            sat[(s, n)] = o = repeat(plan, args.runs)
+            print("median  " + o.line(), flush=True)
+    print("\n== ratios (same run, medians)")
+    for n in args.members:
+        rates = {s: sat[(s, n)].result.rate for s in servers if sat[(s, n)].result}
+        if "obrolan" in rates:
+            parts = [f"obrolan/{s} = {rates['obrolan'] / rates[s]:.2f}x" for s in rates if s != "obrolan"]
+            print(f"{n:>5} members: " + ", ".join(parts))
+    return sat
+
+
+def latency_section(args: argparse.Namespace, servers: list[str], sat: dict[tuple[str, int], Outcome],
+                    extra: tuple[str, ...], pin: bool) -> None:
+    print("\n== 2. latency at a fixed rate")
+    for s in servers:
+        one = Plan(server=s, members=1000, senders=10, rate_eps=100, measure_s=args.duration, pin=pin,
+                   extra_args=extra if s == "obrolan" else (), label="1000 members @ 100k deliv/s")
+        print(run(one).line(), flush=True)
+        own = sat.get((s, 100))
+        if own is not None and own.result is not None:
+            half = own.result.rate / 2
+            plan = Plan(server=s, members=100, senders=10, rate_eps=half / 100, measure_s=args.duration,
+                        pin=pin, extra_args=extra if s == "obrolan" else (),
+                        label=f"100 members @ {half / 1000:.0f}k (half sat)")
+            print(run(plan).line(), flush=True)
+
+
+
+def rooms_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...], pin: bool) -> None:
+    print("\n== 3. 100 rooms x 10 members, 40k deliveries/s offered")
+    for s in servers:
+        plan = Plan(server=s, rooms=100, members=10, senders=1, rate_eps=4000, measure_s=args.duration,
+                    pin=pin, extra_args=extra if s == "obrolan" else (), label="100 rooms x 10 @ 40k",
+                    all_probes=True)
+        print(run(plan).line(), flush=True)
+
+
+
+def idle_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...], pin: bool) -> None:
+    print(f"\n== 4. {args.idle:,} idle WebSockets")
+    for s in servers:
+        print(idle_memory(s, args.idle, max(1, args.idle // 100), pin, extra if s == "obrolan" else ()),
+              flush=True)
+
+
+
+def longpoll_section(args: argparse.Namespace, extra: tuple[str, ...], pin: bool) -> None:
+    print("\n== 5. long-poll (Obrolan only)")
+    plan = Plan(server="obrolan", members=LONGPOLL_SENDERS, pollers=1000, senders=LONGPOLL_SENDERS,
+                window=LONGPOLL_WINDOW,
+                measure_s=args.duration,
+                pin=pin, extra_args=extra, label="1000 long-polls, saturation")
+    print(run(plan).line(), flush=True)
+    print(poll_answer_latency(1000, 20, pin, extra), flush=True)
+
+
+def profile(args: argparse.Namespace) -> None:
+    """Obrolan at saturation under py-spy: where the server's time goes per delivery."""
+    if not pyspy.available():
+        sys.exit("--profile needs py-spy: pip install py-spy")
+    out_dir = Path(args.profile)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plans = [Plan(members=n, senders=min(n, args.senders), inflight=args.inflight, label=f"{n} members, saturation",
+                  measure_s=args.duration, pin=not args.no_pin, extra_args=tuple(args.server_arg),
+                  profile=out_dir / f"obrolan-{n}.raw") for n in args.members]
+    if args.longpoll:
+        plans.append(Plan(members=LONGPOLL_SENDERS, pollers=args.longpoll, senders=LONGPOLL_SENDERS,
+                          window=LONGPOLL_WINDOW,
+                          label=f"{args.longpoll} long-polls, saturation", measure_s=args.duration,
+                          pin=not args.no_pin, extra_args=tuple(args.server_arg),
+                          profile=out_dir / f"obrolan-poll{args.longpoll}.raw"))
+    for plan in plans:
+        outcome = run(plan)
+        print(outcome.line(), flush=True)
+        if plan.profile is not None and plan.profile.exists():
+            print(pyspy.summarise(plan.profile), "\n", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="store_true", help="run every scenario against every server")
+    ap.add_argument("--sections", type=lambda s: {int(x) for x in s.split(",")}, default={1, 2, 3, 4, 5},
+                    help="suite: which sections to run (1 saturation, 2 latency, 3 rooms, 4 idle, 5 long-poll)")
+    ap.add_argument("--servers", type=lambda s: s.split(","), default=["obrolan", "tornado", "socketio"])
+    ap.add_argument("--members", type=lambda s: [int(x) for x in s.split(",")], default=[10, 100, 1000])
+    ap.add_argument("--longpoll", type=int, default=10, help="long-poll members (default run)")
+    ap.add_argument("--rate", type=float, default=20_000, help="deliveries/s offered (default run, fixed rate)")
+    ap.add_argument("--senders", type=int, default=10, help="senders per room")
+    ap.add_argument("--inflight", type=int, default=20_000,
+                    help="saturation: unacknowledged deliveries in all (each sender's window follows from it)")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
+    ap.add_argument("--runs", type=int, default=1, help="runs per scenario (the median is kept)")
+    ap.add_argument("--idle", type=int, default=10_000, help="idle WebSockets (suite)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin server and generator to CPUs")
+    ap.add_argument("--profile", metavar="DIR", help="Obrolan at saturation under py-spy; summaries printed, "
+                    "collapsed stacks kept in DIR")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra option for chat.py, e.g. --server-arg=--event-loop=uvloop")
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it too
+    if not args.no_pin and os.cpu_count() and os.cpu_count() > LOADGEN_CPU:
+        os.sched_setaffinity(0, {LOADGEN_CPU})
+    else:
+        args.no_pin = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop the servers
+    print(machine())
+    print("command: " + " ".join([Path(sys.executable).name, *sys.argv]), flush=True)
+    if args.profile:
+        profile(args)
+    elif args.suite:
+        suite(args)
+    else:
+        default_run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Fan-out between processes over Redis pub/sub, with gaps filled from the room's stream.
+
+A process subscribes only to the rooms its hub holds (``hold`` before the hub reads a
+room's state, so nothing appended in between is missed; ``release`` when the hub drops
+it).  One reader task takes every message off the subscription and hands events to
+``hub.deliver_remote``: the hub's own publish path, one encode per process.  Events this
+process appended itself come back too and are skipped by id without being decoded.
+
+Ids tell us when something is missing: an event newer than the buffer's next id is held
+back by the buffer, and if the gap is still there :data:`GAP_FILL_WAIT_S` later (the
+missing event was not merely in flight on the other connection) it is read from the
+stream (``XRANGE``).  When the subscription drops, the reader reconnects with jittered
+exponential backoff, subscribes again, then catches every held room up from the stream
+and resyncs its presence; until then sends fail with ``unavailable`` and reads are
+served from what the process holds.  An epoch that differs from the buffer's (Redis lost
+the room) reloads the room in the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from .backend import Broker
+from .errors import ChatError, Unavailable
+from .events import Payload
+from .redis_presence import RedisPresence
+from .redis_store import CATCH_UP_BATCH, KEY_PREFIX, UNREACHABLE, RedisLink, RedisStore, channel, event_from_json
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger("obrolan.redis.broker")
+
+GAP_FILL_WAIT_S = 0.05  # a missing id not arrived by then is read from the stream
+SUBSCRIBE_TIMEOUT_S = 3.0
+RECONNECT_MIN_S = 0.1
+RECONNECT_MAX_S = 2.0
+HOLD_WAIT_S = 1.0  # a room opened while reconnecting waits this long for the subscription
+HEARTBEAT_S = 5.0  # ping the subscription this often; no answer for 3 pings: reconnect
+
+ROOM_CHANNEL_PREFIX = channel("").encode()
+
+
+class RedisBroker(Broker):
+    def __init__(self, link: RedisLink, store: RedisStore, presence: RedisPresence) -> None:
+        self.link = link
+        self.store = store
+        self.presence = presence
+        self.hub: Hub | None = None
+        self._held: set[str] = set()
+        self._pubsub: Any = None
+        self._confirm: dict[bytes, asyncio.Future[None]] = {}
+        self._gap_timers: dict[str, asyncio.TimerHandle] = {}
+        self._fill_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._last_pong = 0.0
+        self._up = asyncio.Event()  # subscribed (again) and ready for hold()
+        self._closing = False
+        self.own_channel = f"{KEY_PREFIX}proc:{link.proc}"
+        self._relay_tag = b"T" + link.proc.encode() + b" "
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self, hub: Hub) -> None:
+        self.hub = hub
+        await self.presence.start(hub)
+        self._reader = asyncio.ensure_future(self._run())
+        self._watchdog = asyncio.ensure_future(self._watch())
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._reader, self._watchdog, *self._tasks):
+            if task is not None:
+                task.cancel()
+        for handle in self._gap_timers.values():
+            handle.cancel()
+        await self.presence.close()
+        if self._pubsub is not None:
+            await self._drop(self._pubsub)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the subscription -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = RECONNECT_MIN_S
+        while not self._closing:
+            pubsub = self.link.subscriber.pubsub() if self.link.subscriber is not None else None
+            if pubsub is None:
+                return
+            rooms = set(self._held)
+            loop = asyncio.get_running_loop()
+            confirms = {ch: loop.create_future() for ch in
+                        [self.own_channel.encode(), *(channel(r).encode() for r in rooms)]}
+            try:
+                self._confirm.update(confirms)
+                await pubsub.subscribe(*confirms)
+                self._pubsub = pubsub
+                self._last_pong = time.monotonic()
+                self._spawn(self._recover(pubsub, rooms, confirms))
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        self._dispatch(message)
+                        backoff = RECONNECT_MIN_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._closing:
+                    log.warning("Redis subscription lost (%s); reconnecting", exc or type(exc).__name__)
+            self._pubsub = None
+            self._up.clear()
+            self._fail_confirms()
+            await self._drop(pubsub)
+            if self._closing:
+                return
+            await self.link.reset_connections()  # the pooled ones are as dead as this one was
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+    async def _recover(self, pubsub: Any, rooms: set[str], confirms: dict[bytes, asyncio.Future[None]]) -> None:
+        """Once subscribed again: read what we missed meanwhile and where presence went."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*confirms.values()), SUBSCRIBE_TIMEOUT_S)
+            if self._pubsub is pubsub:
+                self._up.set()
+            for room in rooms & self._held:
+                await self.catch_up(room)
+                await self.presence.sync(room)
+        except (ChatError, TimeoutError) as exc:
+            if self._pubsub is pubsub:
+                log.warning("could not catch up after reconnecting (%s); reconnecting again", exc)
+                await self._drop(pubsub)  # the reader fails and starts over
+
+    async def _watch(self) -> None:
+        """A subscription can die silently (no FIN from a vanished host): ping it."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            pubsub = self._pubsub
+            if pubsub is None:
+                continue
+            if time.monotonic() - self._last_pong > 3 * HEARTBEAT_S:
+                log.warning("Redis subscription stopped answering; reconnecting")
+                await self._drop(pubsub)
+                continue
+            try:
+                await pubsub.ping()
+            except Exception as exc:
+                log.info("ping on the subscription failed: %s", exc)
+
+    @staticmethod
+    async def _drop(pubsub: Any) -> None:
+        try:
+            await pubsub.aclose()
+        except Exception as exc:
+            log.debug("closing the subscription: %s", exc)
+
+    def _fail_confirms(self) -> None:
+        for future in self._confirm.values():
+            if not future.done():
+                future.set_exception(Unavailable(UNREACHABLE))
+                future.exception()  # retrieved: the waiter raises it itself
+        self._confirm.clear()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "message":
+            ch, data = message["channel"], message["data"]
+            if not ch.startswith(ROOM_CHANNEL_PREFIX) or not data:
+                return
+            room = ch[len(ROOM_CHANNEL_PREFIX):].decode()
+            tag = data[:1]
+            if tag == b"E":
+                self._on_event(room, data)
+            elif tag in (b"J", b"L"):
+                self.presence.on_change(room, data)
+            elif tag == b"T":
+                self._on_relay(room, data)
+        elif kind == "subscribe":
+            future = self._confirm.pop(message["channel"], None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif kind == "pong":
+            self._last_pong = time.monotonic()
+
+    # -- rooms ------------------------------------------------------------------------------
+
+    async def hold(self, room: str) -> None:
+        ch = channel(room).encode()
+        if not self._up.is_set():
+            try:
+                await asyncio.wait_for(self._up.wait(), HOLD_WAIT_S)
+            except TimeoutError:
+                raise Unavailable(UNREACHABLE) from None
+        pubsub = self._pubsub
+        if pubsub is None:
+            raise Unavailable(UNREACHABLE)
+        self._held.add(room)
+        future = self._confirm.get(ch)
+        if future is None:
+            future = self._confirm[ch] = asyncio.get_running_loop().create_future()
+        try:
+            await self.link.call(pubsub.subscribe(ch))
+            await asyncio.wait_for(asyncio.shield(future), SUBSCRIBE_TIMEOUT_S)
+            await self.presence.sync(room)
+        except BaseException as exc:
+            self.release(room)
+            if isinstance(exc, TimeoutError):
+                raise Unavailable(UNREACHABLE) from exc
+            raise
+
+    def release(self, room: str) -> None:
+        self._held.discard(room)
+        self.presence.forget(room)
+        self._fill_locks.pop(room, None)
+        handle = self._gap_timers.pop(room, None)
+        if handle is not None:
+            handle.cancel()
+        if self._pubsub is not None:
+            self._spawn(self._unsubscribe(room))
+
+    async def _unsubscribe(self, room: str) -> None:
+        pubsub = self._pubsub
+        if room in self._held or pubsub is None:
+            return  # held again meanwhile
+        try:
+            await pubsub.unsubscribe(channel(room))
+        except Exception as exc:
+            log.debug("unsubscribe from %s: %s", room, exc)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_event(self, room: str, data: bytes) -> None:
+        hub = self.hub
+        loaded = hub.loaded(room) if hub is not None else None
+        if loaded is None:
+            return
+        space = data.index(b" ")
+        epoch, body = data[1:space].decode(), data[space + 1:]
+        buf = loaded.buffer
+        if epoch != buf.epoch:
+            self._schedule_fill(room, 0.0)  # the catch-up sees the new epoch and reloads the room
+            return
+        event_id = int(body[6:body.index(b",", 6)])  # body is b'{"id":N,...'
+        if event_id <= buf.last_id:
+            return  # ours, or already filled in
+        last_id = hub.deliver_remote(room, event_from_json(body))
+        if last_id is not None and last_id < event_id:
+            self._schedule_fill(room, GAP_FILL_WAIT_S)
+
+    def _schedule_fill(self, room: str, delay_s: float) -> None:
+        if room not in self._gap_timers:
+            loop = asyncio.get_running_loop()
+            self._gap_timers[room] = loop.call_later(delay_s, self._fill_gap, room)
+
+    def _fill_gap(self, room: str) -> None:
+        self._gap_timers.pop(room, None)
+        self._spawn(self._catch_up_quietly(room))
+
+    async def _catch_up_quietly(self, room: str) -> None:
+        try:
+            await self.catch_up(room)
+        except ChatError as exc:
+            log.info("gap in %s not filled yet: %s", room, exc.detail)  # the reconnect catches up
+
+    async def catch_up(self, room: str) -> None:
+        hub = self.hub
+        if hub is None:
+            return
+        lock = self._fill_locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            while True:
+                loaded = hub.loaded(room)
+                if loaded is None:
+                    return
+                buf = loaded.buffer
+                last_id = buf.last_id
+                epoch, events = await self.store.since(room, last_id)
+                if epoch != buf.epoch or (events and events[0].id != last_id + 1):
+                    # Redis lost the room (new epoch) or trimmed past us: start it over.
+                    await hub.reload_room(room)
+                    return
+                for event in events:
+                    hub.deliver_remote(room, event)
+                if len(events) < CATCH_UP_BATCH:
+                    return
+
+    # -- ephemeral notices -------------------------------------------------------------
+
+    def relay(self, room: str, payload: Payload) -> None:
+        if self._pubsub is not None:
+            self._spawn(self._publish(channel(room), self._relay_tag + payload.json))
+
+    async def _publish(self, ch: str, data: bytes) -> None:
+        try:
+            await self.link.redis.publish(ch, data)
+        except Exception as exc:  # a typing notice is not worth an error
+            log.debug("relay to %s failed: %s", ch, exc)
+
+    def _on_relay(self, room: str, data: bytes) -> None:
+        if data.startswith(self._relay_tag) or self.hub is None:
+            return
+        self.hub.deliver_ephemeral(room, Payload(data[data.index(b" ") + 1:]))

@@ -1,0 +1,408 @@
+"""The SQLite history store: durable, exactly-once appends with group commit, off the IOLoop.
+
+One writer thread owns the only connection that writes.  ``append`` queues the draft
+and awaits a future; the writer takes everything queued at that moment (group commit:
+what arrived while the previous transaction was being synced shares the next one and
+its fsync), gives the drafts ids in queue order, commits, and only then resolves the
+futures, in id order, with one call into each event loop.  A failed batch is rolled
+back: it consumes no id and every sender in it gets a :class:`~rooms.errors.StoreError`.
+
+Reads run on a small pool of reader threads, each with its own query-only connection;
+in WAL mode they never wait for the writer, nor it for them.
+
+The schema, its migrations and the queries are in :mod:`rooms.sqlite_schema`;
+docs/storage.md describes all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import StoreError
+from .events import Draft, Event, utc_timestamp
+from .sqlite_schema import (
+    INSERT_EVENTS,
+    find_sent,
+    list_rooms,
+    migrate,
+    read_after,
+    read_before,
+    read_room,
+    trim_room,
+)
+from .store import Retention, RoomInfo, RoomState, Store, new_epoch
+
+log = logging.getLogger("obrolan.sqlite")
+
+T = TypeVar("T")
+
+DB_FILE_NAME = "obrolan.sqlite3"
+BUSY_TIMEOUT_MS = 2000  # how long a write waits for a lock another process holds
+READER_THREADS = 2
+BATCH_MAX_APPENDS = 1000  # appends in one transaction at most; the rest go in the next
+RETENTION_SWEEP_INTERVAL_S = 60.0  # age-based trimming runs at start and this often
+
+
+def _failure(exc: sqlite3.Error) -> str:
+    """What a sender is told when its write failed, by SQLite's primary result code."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL"):
+        reason = "the disk or the database is full"
+    elif name.startswith("SQLITE_READONLY"):
+        reason = "the database file is read-only"
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        reason = "the database is locked by another process"
+    elif name.startswith("SQLITE_IOERR"):
+        reason = f"the disk refused the write (full, over quota or failing: {exc})"
+    else:
+        reason = str(exc)
+    return f"could not save to the history database: {reason}; nothing was stored, try again"
+
+
+@dataclass(slots=True)
+class _Append:
+    draft: Draft
+    future: asyncio.Future[tuple[Event, bool]]
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _RoomWrite:
+    room_id: int
+    last_id: int
+    last_ts: str | None = None  # set when this batch added an event
+
+
+_STOP = object()
+
+
+class _Retried(Exception):
+    """A batch holds a send already stored: write it again, looking each key up."""
+
+
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _no_read(conn: sqlite3.Connection) -> None:
+    """A read that only makes sure its thread has its connection."""
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    """On the futures' loop: settle them in order (so senders resume, and publish, in id order)."""
+    for future, result, exc in outcomes:
+        if future.done():  # its awaiter was cancelled; what was committed stays committed
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+class SQLiteStore(Store):
+    durable = True
+
+    def __init__(self, path: str | None, data_dir: str, retention: Retention | None = None,
+                 commit_window_s: float = 0.0) -> None:
+        self.path = Path(path) if path else Path(data_dir) / DB_FILE_NAME
+        self.retention = retention or Retention()
+        # Extra time the writer lingers for more appends before a commit; 0 = take what is queued.
+        self.commit_window_s = commit_window_s
+        self.commits = 0  # committed batches and appends, for the benchmark
+        self.committed_appends = 0
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        # Epochs given to the hub for rooms not in the file yet; the first append stores them.
+        self._new_epochs: dict[str, str] = {}
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._writer = threading.Thread(target=self._run_writer, args=(ready,),
+                                        name="obrolan-sqlite-writer", daemon=True)
+        self._writer.start()
+        await ready
+        self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="obrolan-sqlite-read")
+        # Open the reader connections now, so the first reads do not pay for it.
+        await asyncio.gather(*(self._read(_no_read) for _ in range(READER_THREADS)))
+        if self.retention.max_events or self.retention.max_age_s:
+            removed = await self.trim()
+            if removed:
+                log.info("retention removed %d old events from %s", removed, self.path)
+
+    async def close(self) -> None:
+        """Commit what is queued, then release the connections."""
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        with self._conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # -- the Store interface --------------------------------------------------------
+
+    async def open_room(self, room: str, recent_max: int) -> RoomState:
+        found = await self._read(read_room, room, recent_max)
+        if found is None:  # nothing stored yet: the epoch is stored with the first event
+            return RoomState(self._new_epochs.setdefault(room, new_epoch()), 0, [])
+        epoch, last_id, recent = found
+        return RoomState(epoch, last_id, recent)
+
+    async def append(self, draft: Draft) -> tuple[Event, bool]:
+        if self._closed or self._writer is None:
+            raise StoreError("the history store is not running")
+        future: asyncio.Future[tuple[Event, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Append(draft, future))
+        return await future
+
+    async def read_after(self, room: str, after_id: int, limit: int) -> list[Event] | None:
+        return await self._read(read_after, room, after_id, limit)
+
+    async def read_before(self, room: str, before_id: int, limit: int) -> list[Event]:
+        return await self._read(read_before, room, before_id, limit)
+
+    def forget_room(self, room: str) -> None:
+        self._new_epochs.pop(room, None)
+
+    async def list_rooms(self) -> list[RoomInfo]:
+        return await self._read(list_rooms)
+
+    async def trim(self) -> int:
+        if self._closed or self._writer is None:
+            raise StoreError("the history store is not running")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Call(self._trim_all, future))
+        return await future
+
+    # -- reader threads ------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._readers is None:
+            raise StoreError("the history store is not running")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._in_reader, fn, args)
+
+    def _in_reader(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA query_only = 1")
+                self._local.conn = conn
+                with self._conns_lock:
+                    self._reader_conns.append(conn)
+            return fn(conn, *args)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                self._rollback(conn)
+            raise StoreError(f"could not read the history database: {exc}") from exc
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _run_writer(self, ready: asyncio.Future[None]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent; readers and writer stop blocking each other
+            conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk (fsync) before anyone is told
+            migrate(conn, self.path)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            error = exc if isinstance(exc, StoreError) else StoreError(
+                f"cannot open the history database {self.path}: {exc}")
+            self._settle([(ready, None, error)])
+            return
+        self._settle([(ready, None, None)])
+        try:
+            self._serve(conn)
+        finally:
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        sweep_at = time.monotonic() + RETENTION_SWEEP_INTERVAL_S
+        while True:
+            timeout = max(0.0, sweep_at - time.monotonic()) if self.retention.max_age_s else None
+            try:
+                item: object | None = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                sweep_at = time.monotonic() + RETENTION_SWEEP_INTERVAL_S
+                try:
+                    self._trim_all(conn)
+                except sqlite3.Error as exc:
+                    log.warning("retention sweep of %s failed: %s", self.path, exc)
+                continue
+            while item is not None:
+                if item is _STOP:
+                    return
+                if isinstance(item, _Call):
+                    self._call(conn, item)
+                    item = None
+                else:
+                    assert isinstance(item, _Append)
+                    batch, item = self._gather(item)
+                    self._commit(conn, batch)
+
+    def _gather(self, first: _Append) -> tuple[list[_Append], object | None]:
+        """The group: everything queued now (or within the window); returns what ended it."""
+        batch = [first]
+        deadline = time.monotonic() + self.commit_window_s
+        while len(batch) < BATCH_MAX_APPENDS:
+            wait = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, _Append):
+                return batch, item
+            batch.append(item)
+        return batch, None
+
+    def _call(self, conn: sqlite3.Connection, call: _Call) -> None:
+        try:
+            self._settle([(call.future, call.fn(conn), None)])
+        except sqlite3.Error as exc:
+            self._settle([(call.future, None, StoreError(_failure(exc)))])
+        except Exception as exc:  # a fault of ours: the caller gets it, the writer goes on
+            self._settle([(call.future, None, exc)])
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Append]) -> None:
+        try:
+            try:
+                outcomes = self._transaction(conn, batch, check_each=False)
+            except _Retried:
+                outcomes = self._transaction(conn, batch, check_each=True)
+        except sqlite3.Error as exc:
+            detail = _failure(exc)
+            log.error("history write of %d events failed: %s", len(batch), exc)
+            self._settle([(item.future, None, StoreError(detail)) for item in batch])
+            return
+        except Exception:  # a fault of ours: the senders get an error, the writer goes on
+            log.exception("history write of %d events failed", len(batch))
+            detail = "could not save to the history database (internal error); nothing was stored"
+            self._settle([(item.future, None, StoreError(detail)) for item in batch])
+            return
+        self.commits += 1
+        self.committed_appends += len(batch)
+        self._settle(outcomes)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (disk full, I/O)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("rollback failed: %s", exc)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Append], check_each: bool) -> list[_Outcome]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = self._write(conn, batch, check_each)
+            conn.execute("COMMIT")
+            return outcomes
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    def _write(self, conn: sqlite3.Connection, batch: list[_Append], check_each: bool) -> list[_Outcome]:
+        """Inside the transaction: dedupe, give ids, insert, trim; what each sender will get.
+
+        Retries are rare, so the first try looks nothing up per send: one INSERT for the whole
+        batch, and the unique index on the exactly-once key reports a retry by inserting fewer
+        rows.  Then the batch is rolled back and written again with ``check_each``.  (Every SQLite
+        call lets the GIL go and may wait to get it back: few calls per batch keep the writer fast.)
+        """
+        rooms: dict[str, _RoomWrite] = {}
+        sent: dict[tuple[int, str, str], Event] = {}  # first events of this batch, by exactly-once key
+        rows: list[tuple[Any, ...]] = []
+        outcomes: list[_Outcome] = []
+        for item in batch:
+            draft = item.draft
+            room = rooms.get(draft.room)
+            if room is None:
+                room = rooms[draft.room] = self._room_for_write(conn, draft.room)
+            key = (room.room_id, draft.session, draft.client_id) if draft.session and draft.client_id else None
+            if key is not None:
+                first = sent.get(key) or (find_sent(conn, draft.room, key) if check_each else None)
+                if first is not None:
+                    outcomes.append((item.future, (first, False), None))
+                    continue
+            room.last_id += 1
+            event = draft.with_id(room.last_id)
+            rows.append((room.room_id, event.id, draft.type, draft.user, draft.ts, draft.text,
+                         draft.session, draft.client_id))
+            room.last_ts = draft.ts
+            if key is not None:
+                sent[key] = event
+            outcomes.append((item.future, (event, True), None))
+        if check_each:
+            conn.executemany(INSERT_EVENTS, rows)  # a conflict now is a real fault: IntegrityError
+        elif conn.executemany(INSERT_EVENTS + " ON CONFLICT DO NOTHING", rows).rowcount != len(rows):
+            raise _Retried
+        for room in rooms.values():
+            if room.last_ts is not None:
+                conn.execute("UPDATE rooms SET last_id = ?, last_ts = ? WHERE id = ?",
+                             (room.last_id, room.last_ts, room.room_id))
+                if self.retention.max_events:
+                    trim_room(conn, room.room_id, room.last_id, self.retention.max_events, None)
+        return outcomes
+
+    def _room_for_write(self, conn: sqlite3.Connection, name: str) -> _RoomWrite:
+        row = conn.execute("SELECT id, last_id FROM rooms WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return _RoomWrite(row[0], row[1])
+        epoch = self._new_epochs.get(name) or new_epoch()
+        cursor = conn.execute("INSERT INTO rooms (name, epoch) VALUES (?, ?)", (name, epoch))
+        return _RoomWrite(int(cursor.lastrowid or 0), 0)
+
+    def _trim_all(self, conn: sqlite3.Connection) -> int:
+        """Apply the retention to every room in one transaction; events removed."""
+        max_age_s = self.retention.max_age_s
+        cutoff = utc_timestamp(time.time() - max_age_s) if max_age_s else None
+        removed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for room_id, last_id in conn.execute("SELECT id, last_id FROM rooms").fetchall():
+                removed += trim_room(conn, room_id, last_id, self.retention.max_events, cutoff)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+        return removed
+
+    def _settle(self, outcomes: list[_Outcome]) -> None:
+        """From the writer thread: hand results to each future's loop, one call per loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass

@@ -1,0 +1,540 @@
+"""Acknowledged means durable: the real server in a subprocess on a real SQLite file.
+
+The server is killed with SIGKILL while clients send, restarted on the same data
+dir, and every acknowledged event must be there once with its id; clients resume
+across the restart with no gap and no duplicate.  A read-only, full or locked
+database answers senders with ``store_error`` and never an ack, while reads go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
+
+from rooms import errors
+from rooms.events import Draft
+from rooms.sqlite_schema import APPLICATION_ID, MIGRATIONS
+from rooms.sqlite_store import SQLiteStore
+from tests.chatclient import Api, Response, Socket, User, room_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "durability-test-secret"
+ROOM = "Proyek PBO"
+READY_TIMEOUT_S = 20.0
+# Root writes to 0444 files anyway (CAP_DAC_OVERRIDE): without that capability it cannot.
+ROOT_IGNORES_FILE_MODES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``python chat.py`` on a data dir; started, killed and restarted by the tests."""
+
+    def __init__(self, data_dir: Path, log_path: Path | None, args: list[str]) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.args = args
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *extra: str, honour_file_modes: bool = False, max_file_bytes: int | None = None) -> None:
+        self._spawn(extra, honour_file_modes, max_file_bytes)
+        await self._wait_ready()
+
+    def _spawn(self, extra: tuple[str, ...], honour_file_modes: bool, max_file_bytes: int | None) -> None:
+        def limit_file_size() -> None:  # in the child: writes past the limit fail as on a full disk
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+        cmd = [*(ROOT_IGNORES_FILE_MODES if honour_file_modes else []),
+               sys.executable, str(ROOT / "chat.py"), f"--port={self.port}", "--address=127.0.0.1",
+               f"--data-dir={self.data_dir}", "--store=sqlite", f"--cookie-secret={SECRET}",
+               "--rate-limit=0", "--presence-grace=0.3", *self.args, *extra]
+        # The log file counts against a file-size limit too: that server logs nowhere.
+        log = open(self.log_path, "ab") if self.log_path and max_file_bytes is None else None
+        try:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=log or subprocess.DEVNULL,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                preexec_fn=limit_file_size if max_file_bytes is not None else None)
+        finally:
+            if log:
+                log.close()
+
+    async def _wait_ready(self) -> None:
+        # Polling is fine here: an external process becoming ready.
+        api = Api(self.url)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()}")
+                try:
+                    if (await api.request("GET", "/healthz", timeout=2.0)).status == 200:
+                        return
+                except OSError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.05)
+        finally:
+            api.close()
+        raise AssertionError(f"server not ready in {READY_TIMEOUT_S} s: {self.log()}")
+
+    def log(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-3000:]
+        return ""
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # SIGKILL: no flush, no goodbye
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started: list[ServerProcess] = []
+
+    def make(*args: str) -> ServerProcess:
+        server = ServerProcess(tmp_path / "data", tmp_path / f"server{len(started)}.log", list(args))
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()
+
+
+async def read_history(user: User, epoch: str | None = None) -> list[dict[str, Any]]:
+    """Every event from id 1, by long-poll, as a client following the room would."""
+    events: list[dict[str, Any]] = []
+    cursor = 0
+    while True:
+        resp = await user.poll(after=cursor, wait=0, epoch=epoch)
+        assert resp.status == 200, resp.body
+        assert resp.json["truncated"] is False
+        if not resp.json["events"]:
+            return events
+        events.extend(resp.json["events"])
+        cursor = resp.json["cursor"]
+
+
+async def read_pages(user: User) -> list[dict[str, Any]]:
+    """Every event, walking back with ``before=`` (which, unlike a long-poll, joins no one)."""
+    events: list[dict[str, Any]] = []
+    before = 10**9
+    while True:
+        resp = await user.poll(before=before, limit=200)
+        assert resp.status == 200, resp.body
+        assert resp.json["truncated"] is False
+        events[:0] = resp.json["events"]
+        if not resp.json["has_more"]:
+            return events
+        before = resp.json["before"]
+
+
+async def post_with_key(user: User, text: str, key: str) -> Response:
+    """POST a message with its exactly-once key in the ``Idempotency-Key`` header."""
+    return await user.api.request("POST", room_url(user.room, "/messages"), token=user.token,
+                                  json_body={"text": text}, headers={"Idempotency-Key": key})
+
+
+async def wait_ack(sock: Socket, client_id: str) -> dict[str, Any] | None:
+    """The ack (or error) for ``client_id``; None when the connection went away."""
+    while True:
+        frame = await sock.recv(timeout=10)
+        if frame is None:
+            return None
+        if frame.get("client_id") == client_id and frame["type"] in ("ack", "error"):
+            return frame
+
+
+# -- kill -9 ------------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_kill_9_loses_no_acknowledged_event_and_clients_resume(servers):
+    server = servers()
+    await server.start()
+    api = Api(server.url)
+    try:
+        # A WebSocket follower and a long-poll follower, there from the first event.
+        wati = await api.join("Wati", ROOM)
+        pia = await api.join("Pia", ROOM)
+        follower = await wati.ws(after=0)
+        hello, replay, _ = await follower.handshake()
+        epoch = hello["epoch"]
+        ws_seen = [e["id"] for e in replay]
+        ws_progress = asyncio.Event()
+        poll_seen: list[int] = []
+        poll_cursor = 0
+
+        async def follow_ws() -> None:
+            while (frame := await follower.recv(timeout=30)) is not None:
+                if "id" in frame and frame["type"] in ("message", "join", "leave"):
+                    ws_seen.append(frame["id"])
+                    ws_progress.set()
+
+        async def follow_poll() -> None:
+            nonlocal poll_cursor
+            while True:
+                try:
+                    resp = await pia.poll(after=poll_cursor, wait=10, epoch=epoch)
+                except (OSError, HTTPClientError):
+                    return  # the server is gone
+                if resp.status != 200:
+                    return  # the server is gone
+                assert resp.json["truncated"] is False
+                poll_seen.extend(e["id"] for e in resp.json["events"])
+                poll_cursor = resp.json["cursor"]
+
+        acked: dict[str, int] = {}
+        sent_by: dict[str, str] = {}  # client_id -> transport it was first sent over
+        enough = asyncio.Event()
+        target_acks = 80
+
+        def record(client_id: str, event_id: int) -> None:
+            acked[client_id] = event_id
+            if len(acked) >= target_acks:
+                enough.set()
+
+        async def send_ws(user: User) -> None:
+            sock = await user.ws()
+            await sock.handshake()
+            for k in range(100_000):
+                cid = f"{user.name}-{k}"
+                sent_by[cid] = "ws"
+                try:
+                    await sock.send({"type": "message", "text": f"pesan {cid}", "client_id": cid})
+                except WebSocketClosedError:
+                    return
+                frame = await wait_ack(sock, cid)
+                if frame is None:
+                    return  # killed before the ack: this one is in flight
+                assert frame["type"] == "ack", frame
+                record(cid, frame["id"])
+
+        async def send_http(user: User) -> None:
+            for k in range(100_000):
+                cid = f"{user.name}-{k}"
+                sent_by[cid] = "http"
+                try:
+                    resp = await user.post(f"pesan {cid}", client_id=cid)
+                except (OSError, HTTPClientError):
+                    return  # killed before the answer: in flight
+                if resp.status == 599:
+                    return  # killed before the answer: in flight
+                assert resp.status == 201, resp.body
+                record(cid, resp.json["id"])
+
+        ws_users = [await api.join(n, ROOM) for n in ("Wawan", "Wulan")]
+        http_users = [await api.join(n, ROOM) for n in ("Hadi", "Hana")]
+        tasks = [asyncio.ensure_future(t) for t in (
+            follow_ws(), follow_poll(), *(send_ws(u) for u in ws_users), *(send_http(u) for u in http_users))]
+        await asyncio.wait_for(enough.wait(), 30)
+        server.kill()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        assert len(acked) >= target_acks
+        ws_before, poll_before = list(ws_seen), list(poll_seen)
+
+        await server.start()  # same data dir, same port
+
+        # Both followers resume from their cursors: same epoch, nothing missed, nothing twice.
+        follower = await wati.ws(after=ws_seen[-1], epoch=epoch)
+        hello, replay, _ = await follower.handshake()
+        assert hello["epoch"] == epoch and hello["truncated"] is False
+        ws_seen.extend(e["id"] for e in replay)
+        resumed = asyncio.ensure_future(follow_ws())
+
+        # Every send is retried once over the other transport, all at once.
+        users = {u.name: u for u in [*ws_users, *http_users]}
+        sockets = {name: await u.ws() for name, u in users.items()}
+        for sock in sockets.values():
+            await sock.handshake()
+
+        async def retry(cid: str, transport: str) -> int:
+            name, k = cid.rsplit("-", 1)
+            user = users[name]
+            if transport == "http":  # the key as a header or in the body, alternately
+                resp = await post_with_key(user, f"pesan {cid}", cid) \
+                    if int(k) % 2 else await user.post(f"pesan {cid}", client_id=cid)
+                assert resp.status == 201, resp.body
+                return resp.json["id"]
+            sock = sockets[user.name]
+            await sock.send({"type": "message", "text": f"pesan {cid}", "client_id": cid})
+            frame = await wait_ack(sock, cid)
+            assert frame is not None and frame["type"] == "ack", frame
+            return frame["id"]
+
+        other = {"ws": "http", "http": "ws"}
+        # One WebSocket per user acks in order, so each user's retries over it go one at a time.
+        async def retry_all(cids: list[str], transport: str) -> list[int]:
+            return [await retry(cid, transport) for cid in cids]
+        by_user: dict[tuple[str, str], list[str]] = {}
+        for cid, transport in sent_by.items():
+            by_user.setdefault((cid.rsplit("-", 1)[0], other[transport]), []).append(cid)
+        results = await asyncio.gather(*(retry_all(cids, t) for (_, t), cids in by_user.items()))
+        retried = {cid: eid for cids, ids in zip(by_user.values(), results, strict=True)
+                   for cid, eid in zip(cids, ids, strict=True)}
+        for cid, event_id in acked.items():
+            assert retried[cid] == event_id, f"{cid} was acked as {event_id}, retried as {retried[cid]}"
+        for cid in sent_by:  # a second retry, over the first transport, changes nothing
+            assert await retry(cid, sent_by[cid]) == retried[cid]
+
+        history = await read_history(wati, epoch)
+        ids = [e["id"] for e in history]
+        assert ids == list(range(1, len(ids) + 1))  # contiguous, each once
+        texts = Counter(e["text"] for e in history if e["type"] == "message")
+        assert texts == Counter(f"pesan {cid}" for cid in sent_by)  # every send exactly once
+        by_text = {e["text"]: e["id"] for e in history if e["type"] == "message"}
+        assert all(by_text[f"pesan {cid}"] == eid for cid, eid in acked.items())
+
+        # The long-poll follower picks up where it was, and both followers saw every id once.
+        newest = ids[-1]
+        while poll_cursor < newest:
+            resp = await pia.poll(after=poll_cursor, wait=10, epoch=epoch)
+            assert resp.status == 200 and resp.json["truncated"] is False, resp.body
+            poll_seen.extend(e["id"] for e in resp.json["events"])
+            poll_cursor = resp.json["cursor"]
+        assert poll_seen[:len(poll_before)] == poll_before
+        assert poll_seen == list(range(1, len(poll_seen) + 1))
+
+        while ws_seen[-1] < newest:
+            ws_progress.clear()
+            await asyncio.wait_for(ws_progress.wait(), 10)
+        assert ws_seen[:len(ws_before)] == ws_before
+        assert ws_seen == list(range(1, len(ws_seen) + 1))
+        for sock in [follower, *sockets.values()]:
+            sock.close()
+        resumed.cancel()
+    finally:
+        api.close()
+        server.stop()
+
+
+# -- failures: read-only, full ----------------------------------------------------------------
+
+
+async def seed(server: ServerProcess, count: int) -> tuple[str, list[dict[str, Any]]]:
+    """Start ``server``, post ``count`` messages, stop it cleanly; (epoch, events)."""
+    await server.start()
+    api = Api(server.url)
+    try:
+        user = await api.join("Ani", ROOM)
+        for i in range(count):
+            resp = await user.post(f"lama {i}", client_id=f"lama-{i}")
+            assert resp.status == 201, resp.body
+        page = await user.poll(before=10**9, limit=200)
+        assert page.status == 200 and len(page.json["events"]) == count
+        return page.json["epoch"], page.json["events"]
+    finally:
+        api.close()
+        server.stop()
+
+
+async def assert_refused_but_readable(api: Api, epoch: str, kept: list[dict[str, Any]],
+                                      reason: str) -> list[dict[str, Any]]:
+    """Sends fail with store_error and no ack; history, long-poll, the WebSocket and /rooms still work.
+
+    Returns the history as then stored: ``kept``, plus on a nearly full disk the small join
+    event that may still fit where a message with its exactly-once key did not.
+    """
+    ani = await api.join("Ani", ROOM)
+    resp = await ani.post("tidak tersimpan", client_id="baru-1")
+    assert resp.status == 503, resp.body
+    assert resp.json["error"] == "store_error" and reason in resp.json["detail"], resp.json
+    sock = await ani.ws(after=0, epoch=epoch)
+    hello, replay, users = await sock.handshake()
+    assert hello["epoch"] == epoch and hello["truncated"] is False
+    assert replay[:len(kept)] == kept
+    assert [e["type"] for e in replay[len(kept):]] in ([], ["join"])
+    if reason == "read-only":
+        assert replay == kept
+    assert users == ["Ani"]  # presence works, even where its join could not be stored
+    await sock.send({"type": "message", "text": "juga tidak", "client_id": "baru-2"})
+    frame = await sock.recv()
+    assert frame is not None and frame["type"] == "error", frame  # not an ack
+    assert frame["error"] == "store_error" and frame["client_id"] == "baru-2" and reason in frame["detail"]
+    assert await read_pages(ani) == replay
+    assert (await ani.poll(after=0, wait=0)).json["events"] == replay[-50:]
+    rooms = (await api.request("GET", "/rooms")).json["rooms"]
+    assert [r["room"] for r in rooms] == [ROOM]
+    assert (await api.request("GET", "/healthz")).status == 200
+    sock.close()
+    return replay
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers):
+    server = servers()
+    epoch, kept = await seed(server, 5)
+    db = server.data_dir / "obrolan.sqlite3"
+    db.chmod(0o444)  # the folder stays writable: SQLite may still create its -wal/-shm files
+    await server.start(honour_file_modes=True)
+    api = Api(server.url)
+    try:
+        await assert_refused_but_readable(api, epoch, kept, "read-only")
+    finally:
+        api.close()
+        server.stop()
+    db.chmod(0o644)
+    await server.start()  # writable again: nothing false was stored, ids go on
+    api = Api(server.url)
+    try:
+        ani = await api.join("Ani", ROOM)
+        resp = await ani.post("tersimpan", client_id="baru-1")
+        assert resp.status == 201 and resp.json["id"] == kept[-1]["id"] + 1
+        assert [e["id"] for e in await read_pages(ani)] == list(range(1, resp.json["id"] + 1))
+    finally:
+        api.close()
+        server.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_full_disk_refuses_sends_without_false_acks(servers):
+    server = servers()
+    epoch, kept = await seed(server, 3)
+    # Every file the server writes may grow to 64 KiB, then writes fail as on a full disk
+    # (the WAL reaches that after a few dozen commits).
+    await server.start(max_file_bytes=64 * 1024)
+    api = Api(server.url)
+    acked: list[dict[str, Any]] = []
+    try:
+        ani = await api.join("Ani", ROOM)
+        # Long messages until one does not fit, then short ones until not even those do.
+        for size in (1500, 1):
+            for i in range(2000):
+                resp = await ani.post("x" * size + f" {i}", client_id=f"penuh-{size}-{i}")
+                if resp.status != 201:
+                    break
+                acked.append(resp.json)
+            assert resp.status == 503, "the disk never filled up"
+            assert resp.json["error"] == "store_error" and "disk" in resp.json["detail"], resp.json
+        stored = await assert_refused_but_readable(api, epoch, kept + acked, "disk")
+    finally:
+        api.close()
+        server.kill()
+    await server.start()  # room again: every acknowledged event is there, and nothing else
+    api = Api(server.url)
+    try:
+        ani = await api.join("Ani", ROOM)
+        assert await read_pages(ani) == stored
+        resp = await ani.post("lega", client_id="baru-2")
+        assert resp.status == 201 and resp.json["id"] == stored[-1]["id"] + 1
+    finally:
+        api.close()
+        server.stop()
+
+
+# -- locked (in-process server) ----------------------------------------------------------------
+
+
+@pytest.mark.settings(store="sqlite")
+@pytest.mark.gen_test(timeout=30)
+async def test_locked_database_refuses_sends_and_reads_go_on(api, settings):
+    ani = await api.join("Ani", "kunci")
+    for i in range(3):
+        assert (await ani.post(f"sebelum {i}")).status == 201
+    sock = await ani.ws()
+    _, replay, _ = await sock.handshake()  # connect (and store the join) before the lock
+    newest = replay[-1]["id"]
+    # Another process holds the write lock, as a backup tool or a second server would.
+    locker = sqlite3.connect(Path(settings.data_dir) / "obrolan.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        await sock.send({"type": "message", "text": "via ws", "client_id": "ws-1"})
+        resp = await ani.post("via http", client_id="http-1")
+        assert resp.status == 503 and resp.json["error"] == "store_error"
+        assert "locked" in resp.json["detail"]
+        frame = await sock.recv()
+        assert frame is not None and frame["type"] == "error" and frame["client_id"] == "ws-1", frame
+        assert frame["error"] == "store_error"
+        page = await ani.poll(before=newest + 1, limit=200)
+        assert [e["id"] for e in page.json["events"]] == list(range(1, newest + 1))
+        assert (await ani.poll(after=0, wait=0)).json["events"] == page.json["events"]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await sock.send({"type": "message", "text": "via ws", "client_id": "ws-1"})
+    frame = await sock.recv_until(lambda f: f.get("client_id") == "ws-1")
+    assert frame["type"] == "ack" and frame["id"] == newest + 1  # the failed writes took no id
+    resp = await ani.post("via http", client_id="http-1")
+    assert resp.status == 201 and resp.json["id"] == newest + 2
+    sock.close()
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_schema_is_versioned_and_migrated_once(tmp_path):
+    store = SQLiteStore(None, str(tmp_path))
+    await store.start()
+    await store.open_room("a", 10)
+    await store.append(Draft("message", "a", "Ani", "x", "s", "c"))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "obrolan.sqlite3")
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    store = SQLiteStore(None, str(tmp_path))
+    await store.start()  # already current: nothing runs again, nothing is lost
+    assert (await store.open_room("a", 10)).last_id == 1
+    await store.close()
+
+
+@pytest.mark.gen_test
+async def test_newer_or_foreign_database_refuses_to_start(tmp_path, servers):
+    newer = tmp_path / "newer.sqlite3"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(errors.StoreError, match="schema version"):
+        await SQLiteStore(str(newer), str(tmp_path)).start()
+    foreign = tmp_path / "foreign.sqlite3"
+    conn = sqlite3.connect(foreign)
+    conn.execute("PRAGMA application_id = 42")
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(errors.StoreError, match="not an Obrolan history database"):
+        await SQLiteStore(str(foreign), str(tmp_path)).start()
+    # The server says so and exits, rather than serving without its history.
+    server = servers(f"--store=sqlite:{newer}")
+    with pytest.raises(AssertionError, match=r"cannot start: .*schema version"):
+        await server.start()
+    assert server.proc is not None and server.proc.returncode == 1

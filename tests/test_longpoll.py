@@ -1,0 +1,130 @@
+"""Long-poll: holds until an event arrives, answers at the timeout, validates ``wait``, stops when the client goes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.chatclient import User, is_event, is_presence, raw_request, room_url
+
+
+async def held_poll_by_newcomer(observer, user: User, cursor: int, wait: float):
+    """Start ``user``'s first connection: a long-poll that has to wait.
+
+    The poll makes the user present, so the observer sees the join (proof that the
+    server holds the request); it asks for what comes after that join (``cursor + 1``),
+    so there is nothing to answer with yet.
+    """
+    poll = asyncio.ensure_future(user.poll(after=cursor + 1, wait=wait))
+    join = await observer.recv_until(is_event("join", user.name))
+    assert join["id"] == cursor + 1
+    return poll, join
+
+
+@pytest.mark.gen_test
+async def test_longpoll_holds_until_an_event_arrives(api):
+    ani = await api.join("Ani", "hold")
+    budi = await api.join("Budi", "hold")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    # wait above 60 is accepted (clamped to 60), not refused
+    poll, join = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=100000)
+    await a.recv_until(is_presence(["Ani", "Budi"]))
+    assert not poll.done()
+    await a.send({"type": "message", "text": "bangun"})
+    resp = await asyncio.wait_for(poll, 5)
+    assert resp.status == 200
+    body = resp.json
+    assert [(e["id"], e["text"]) for e in body["events"]] == [(join["id"] + 1, "bangun")]
+    assert body["cursor"] == join["id"] + 1 and body["truncated"] is False
+    a.close()
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test
+async def test_longpoll_answers_at_timeout_with_empty_list_and_same_cursor(api):
+    budi = await api.join("Budi", "timeout")
+    first = await budi.poll()
+    cursor = first.json["cursor"]
+    resp = await budi.poll(after=cursor, wait=0.3)
+    assert resp.status == 200
+    assert resp.json["events"] == [] and resp.json["cursor"] == cursor and resp.json["truncated"] is False
+    assert resp.json["epoch"] == first.json["epoch"]
+
+    at_once = await budi.poll(after=cursor, wait=0)
+    assert at_once.status == 200 and at_once.json["events"] == [] and at_once.json["cursor"] == cursor
+
+
+@pytest.mark.gen_test
+async def test_bad_wait_is_400(api):
+    budi = await api.join("Budi", "badwait")
+    for wait in ("abc", "-1", "nan", "1s", "0x10", "--1"):
+        resp = await budi.poll(after=0, wait=wait)
+        assert resp.status == 400, (wait, resp.body)
+        assert resp.json["error"] == "bad_request" and "wait" in resp.json["detail"]
+
+
+@pytest.mark.gen_test
+async def test_longpoll_cancelled_when_the_client_goes_away(api, hub):
+    ani = await api.join("Ani", "gone")
+    budi = await api.join("Budi", "gone")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    path = room_url("gone", f"/messages?after={hello['cursor'] + 1}&wait=30")
+    _, writer = await raw_request(api.base_url, "GET", path, {"Authorization": f"Bearer {budi.token}"})
+    await a.recv_until(is_event("join", "Budi"))
+    await a.recv_until(is_presence(["Ani", "Budi"]))
+    assert await ani.users() == ["Ani", "Budi"]  # a round trip: the poll has reached its wait by now
+    assert hub.loaded("gone").waiting == 1
+
+    writer.close()  # the client goes away mid-poll
+    # The poll stops at once, so Budi's only connection is gone: he leaves after the grace
+    # period (0.3 s), long before the 30 s wait would have ended.
+    leave = await a.recv_until(is_event("leave", "Budi"))
+    assert leave["id"] == hello["cursor"] + 2
+    await a.recv_until(is_presence(["Ani"]))
+    assert hub.loaded("gone").waiting == 0
+    assert await ani.users() == ["Ani"]
+    a.close()
+
+
+@pytest.mark.gen_test
+async def test_longpoll_from_a_client_gone_before_the_wait_is_not_held(api, hub):
+    ani = await api.join("Ani", "gone-early")
+    budi = await api.join("Budi", "gone-early")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    path = room_url("gone-early", f"/messages?after={hello['cursor'] + 1}&wait=30")
+    _, writer = await raw_request(api.base_url, "GET", path, {"Authorization": f"Bearer {budi.token}"})
+    writer.close()  # at once: the server reads the request and the end of the stream together
+    await a.recv_until(is_event("join", "Budi"))
+    # Not held for 30 s: Budi leaves once the grace period is over.
+    await a.recv_until(is_event("leave", "Budi"))
+    assert hub.loaded("gone-early").waiting == 0
+    a.close()
+
+
+@pytest.mark.settings(presence_grace=0.5)
+@pytest.mark.gen_test(timeout=15)
+async def test_longpoll_user_stays_present_while_polling(api):
+    ani = await api.join("Ani", "polling")
+    budi = await api.join("Budi", "polling")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    first = await budi.poll(after=hello["cursor"], wait=0)
+    cursor = first.json["cursor"]
+    assert [e["type"] for e in first.json["events"]] == ["join"]
+    await a.recv_until(is_event("join", "Budi"))
+    # Three polls that each run out (0.3 s), 0.9 s in all: longer than the grace period.
+    for _ in range(3):
+        resp = await budi.poll(after=cursor, wait=0.3)
+        assert resp.json["events"] == [] and resp.json["cursor"] == cursor
+    assert await ani.users() == ["Ani", "Budi"]
+    await a.send({"type": "message", "text": "masih ada?"})
+    # Nothing came between Budi's join and this message: no leave, no second join.
+    got = await a.recv_until(lambda f: f.get("type") in ("message", "leave", "join"))
+    assert (got["type"], got["user"], got["id"]) == ("message", "Ani", cursor + 1)
+    # Budi stops polling: he leaves once the grace period is over.
+    await a.recv_until(is_event("leave", "Budi"))
+    a.close()
