@@ -231,7 +231,12 @@ class Hub(BackendHooks):
         events = await self.store.read_after(name, after, limit)
         if not events or events[0].id != after + 1:
             return self._truncated(room)
-        return Slice(events, events[-1].id, buf.epoch, False)
+        # The store may hold commits not yet published here: hand out only what the buffer has
+        # seen, or a reader attached now would get those events again live (or a cursor past it).
+        published = room.buffer.last_id
+        if events[-1].id > published:
+            events = [e for e in events if e.id <= published]
+        return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
     @staticmethod
     def _truncated(room: Room) -> Slice:

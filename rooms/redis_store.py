@@ -13,8 +13,8 @@ next open or append finds no epoch and starts the room over under a new one.
 
 Keys (``<room>`` last, so no room name can make two keys collide):
 ``obrolan:meta:<room>`` hash (epoch, last_id, last_ts), ``obrolan:events:<room>``
-stream (fields ``j`` = the event's JSON, ``t`` = Redis time in ms), ``obrolan:rooms``
-sorted set of rooms by last activity, ``obrolan:cid:<json [room, session, client_id]>``
+stream (fields ``j`` = the event's JSON, ``t`` = its ``ts`` in ms, for age retention),
+``obrolan:rooms`` sorted set of rooms by last activity, ``obrolan:cid:<json [room, session, client_id]>``
 the first event of a retried send (expires after :data:`DEDUPE_TTL_S`).
 Channel ``obrolan:room:<room>`` carries ``E<epoch> <event JSON>`` and the presence and
 typing notices of :mod:`rooms.redis_presence` and :mod:`rooms.broker`.
@@ -28,6 +28,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -46,6 +47,7 @@ T = TypeVar("T")
 KEY_PREFIX = "obrolan:"
 COMMAND_TIMEOUT_S = 2.0  # a command that takes longer: Redis is unreachable for us
 CONNECT_TIMEOUT_S = 1.0
+MAX_CONNECTIONS = 32  # commands in flight at once per process; more wait for a free connection
 DEDUPE_TTL_S = 24 * 3600  # how long a retried send (same session, client_id) finds its first event
 CATCH_UP_BATCH = 1000  # events per XRANGE when filling a gap
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age trimming of rooms nobody writes to
@@ -90,7 +92,7 @@ end
 """
 
 # KEYS: meta, stream, dedupe key, rooms.  ARGV: epoch candidate, event JSON after the id,
-# channel, room, max events, max age ms, dedupe ttl s (0: no client_id), ts.
+# channel, room, max events, max age ms, dedupe ttl s (0: no client_id), ts, ts in ms.
 APPEND_LUA = _LUA_NOW + _LUA_TRIM + _LUA_ENSURE + """
 local meta, stream, dkey, rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dedupe_s = tonumber(ARGV[7])
@@ -101,9 +103,9 @@ end
 local epoch = ensure(meta, stream, ARGV[1])
 local id = redis.call('HINCRBY', meta, 'last_id', 1)
 local json = '{"id":' .. id .. ARGV[2]
-redis.call('XADD', stream, id .. '-0', 'j', json, 't', now_ms)
+redis.call('XADD', stream, id .. '-0', 'j', json, 't', ARGV[9])
 redis.call('HSET', meta, 'last_ts', ARGV[8])
-redis.call('ZADD', rooms, now_ms, ARGV[4])
+redis.call('ZADD', rooms, ARGV[9], ARGV[4])
 if dedupe_s > 0 then redis.call('SET', dkey, json, 'EX', dedupe_s) end
 trim(stream, tonumber(ARGV[5]), tonumber(ARGV[6]), now_ms, 1)
 redis.call('PUBLISH', ARGV[3], 'E' .. epoch .. ' ' .. json)
@@ -140,14 +142,20 @@ def channel(room: str) -> str:
 ROOMS_KEY = KEY_PREFIX + "rooms"
 
 
+def ts_ms(ts: str) -> int:
+    """``YYYY-MM-DDTHH:MM:SS.sssZ`` as milliseconds since the epoch."""
+    return int(datetime.fromisoformat(ts).timestamp() * 1000)
+
+
 def event_from_json(data: bytes) -> Event:
     d = loads(data)
     return Event(d["id"], d["type"], d["room"], d["user"], d["ts"], d.get("text"))
 
 
 def events_from_entries(entries: list[Any]) -> list[Event]:
-    """Stream entries ``[id, [b"j", json, b"t", ms]]`` to events."""
-    return [event_from_json(fields[1]) for _id, fields in entries]
+    """Stream entries to events: ``[id, [b"j", json, b"t", ms]]`` as a script returns them,
+    or ``(id, {b"j": json, ...})`` as redis-py parses XRANGE."""
+    return [event_from_json(fields[b"j"] if isinstance(fields, dict) else fields[1]) for _id, fields in entries]
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -166,9 +174,11 @@ class RedisLink:
     def _client(self, socket_timeout: float | None) -> aioredis.Redis:
         # No automatic retries: a script whose reply was lost must not run twice behind our back.
         # RESP2: the replies of streams and pub/sub are plain arrays on every server version.
-        return aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2)
+            socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2,
+            max_connections=MAX_CONNECTIONS, timeout=COMMAND_TIMEOUT_S)
+        return aioredis.Redis.from_pool(pool)
 
     async def start(self) -> None:
         if self.client is None:
@@ -222,6 +232,11 @@ class RedisStore(Store):
         r = self.link.redis
         for name, src in (("append", APPEND_LUA), ("open", OPEN_LUA), ("since", SINCE_LUA), ("trim", TRIM_LUA)):
             self._scripts[name] = r.register_script(src)
+        if self.retention.max_events or self.retention.max_age_s:
+            try:
+                await self.trim()  # the retention may be tighter than when the events were stored
+            except ChatError as exc:
+                log.warning("retention not applied at start: %s", exc.detail)
         if self.retention.max_age_s > 0:
             self._sweeper = asyncio.ensure_future(self._sweep_loop())
 
@@ -253,7 +268,7 @@ class RedisStore(Store):
         first, second = await self.link.call(self._scripts["append"](
             keys=[key("meta", draft.room), key("events", draft.room), dkey or key("nocid", draft.room), ROOMS_KEY],
             args=[new_epoch(), rest, channel(draft.room), draft.room, ret.max_events,
-                  int(ret.max_age_s * 1000), DEDUPE_TTL_S if dedupe else 0, draft.ts]))
+                  int(ret.max_age_s * 1000), DEDUPE_TTL_S if dedupe else 0, draft.ts, ts_ms(draft.ts)]))
         if first == 0:  # a retry: the first event again
             seen = event_from_json(second)
             return Event(seen.id, seen.type, seen.room, seen.user, seen.ts, seen.text,
@@ -278,10 +293,7 @@ class RedisStore(Store):
         entries = await self.link.call(self.link.redis.xrevrange(key("events", room), before_id - 1, "-",
                                                                  count=limit))
         events = events_from_entries(entries)
-        events.reverse()
-        # Contiguous and ending right before before_id, or nothing: a hole is not history.
-        if events and events[-1].id != before_id - 1:
-            return []
+        events.reverse()  # contiguous: retention only ever removes the oldest events
         return events
 
     async def since(self, room: str, after_id: int, limit: int = CATCH_UP_BATCH) -> tuple[str | None, list[Event]]:
@@ -307,10 +319,14 @@ class RedisStore(Store):
         if not (ret.max_events or ret.max_age_s):
             return 0
         removed = 0
-        for info in await self.list_rooms():
+        for name in await self.link.call(self._all_rooms()):
             removed += int(await self.link.call(self._scripts["trim"](
-                keys=[key("events", info.room)], args=[ret.max_events, int(ret.max_age_s * 1000)])))
+                keys=[key("events", name.decode())], args=[ret.max_events, int(ret.max_age_s * 1000)])))
         return removed
+
+
+    async def _all_rooms(self) -> list[bytes]:
+        return [name async for name, _score in self.link.redis.zscan_iter(ROOMS_KEY)]
 
 
 def redis_backend(url: str, *, grace_s: float, expiry_s: float,

@@ -159,7 +159,7 @@ class SQLiteStore(Store):
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
             self._writer = None
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
+            await asyncio.get_running_loop().run_in_executor(None, self._readers.shutdown)
             self._readers = None
         with self._conns_lock:
             for conn in self._reader_conns:

@@ -73,9 +73,11 @@ class User:
     room: str
     token: str
 
-    async def post(self, text: Any, room: str | None = None, **extra: Any) -> Response:
+    async def post(self, text: Any, room: str | None = None, headers: dict[str, str] | None = None,
+                   **extra: Any) -> Response:
+        """POST a message; ``extra`` goes into the JSON body (e.g. client_id), ``headers`` into the request."""
         return await self.api.request("POST", room_url(room or self.room, "/messages"), token=self.token,
-                                      json_body={"text": text, **extra})
+                                      json_body={"text": text, **extra}, headers=headers)
 
     async def poll(self, after: int | None = None, wait: float | None = None, epoch: str | None = None,
                    room: str | None = None, **query: Any) -> Response:

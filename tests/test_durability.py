@@ -495,6 +495,43 @@ async def test_locked_database_refuses_sends_and_reads_go_on(api, settings):
     sock.close()
 
 
+# -- exactly once (in-process server) ---------------------------------------------------------
+
+
+@pytest.mark.settings(store="sqlite", rate_limit=0)
+@pytest.mark.gen_test(timeout=30)
+async def test_retries_over_both_transports_at_once_store_and_broadcast_once(api):
+    ani = await api.join("Ani", "sekali")
+    budi = await api.join("Budi", "sekali")
+    watcher = await budi.ws()
+    await watcher.handshake()
+    sock = await ani.ws()
+    await sock.handshake()
+    frame = {"type": "message", "text": "hanya sekali", "client_id": "k-1"}
+    for _ in range(5):  # not waiting for the acks: they interleave with the HTTP retries
+        await sock.send(frame)
+    answers = await asyncio.gather(*(ani.post("hanya sekali", client_id="k-1") for _ in range(5)),
+                                   *(post_with_key(ani, "hanya sekali", "k-1") for _ in range(5)))
+    acks = [await sock.recv_until(lambda f: f["type"] in ("ack", "error")) for _ in range(5)]
+    assert {a["type"] for a in acks} == {"ack"}, acks
+    ids = {a["id"] for a in acks} | {r.json["id"] for r in answers}
+    assert len(ids) == 1 and all(r.status == 201 for r in answers)
+    retry_later = await ani.post("hanya sekali", client_id="k-1")  # alone in its batch, already stored
+    assert retry_later.status == 201 and retry_later.json["id"] in ids
+    assert (await ani.post("penutup")).status == 201
+    seen = []
+    while True:
+        got = await watcher.recv_until(lambda f: f["type"] == "message")
+        if got["text"] == "penutup":
+            break
+        seen.append(got)
+    assert [m["text"] for m in seen] == ["hanya sekali"]  # broadcast once, too
+    history = (await ani.poll(before=10**9, limit=200)).json["events"]
+    assert [e["text"] for e in history if e["type"] == "message"] == ["hanya sekali", "penutup"]
+    sock.close()
+    watcher.close()
+
+
 # -- schema ----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ Every store gives ids 1, 2, 3, ... per room with no gap and never twice, returns
 the room's epoch and newest id, and lists rooms by last activity.  Where stores
 legitimately differ, ``Store.durable`` says which promise applies:
 
-- a durable store (SQLite) keeps history beyond the hub's buffer and across a
+- a durable store (SQLite, Redis) keeps history beyond the hub's buffer and across a
   restart: ``open_room`` returns the newest events, ``read_after``/``read_before``
   answer from storage, epoch/ids/dedupe keys survive, and retention trims it;
 - the memory store keeps nothing the hub's buffer does not hold: ``open_room``
@@ -18,27 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from rooms import errors, make_store
 from rooms.events import Draft, utc_timestamp
+from rooms.redis_store import RedisLink, RedisStore
 from rooms.store import Retention, Store
+from tests.redis_helpers import RedisServer
 
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "redis"]
 
 
 class Stores:
     """Opens stores of one kind on one data dir; a "restart" is a new instance on the same dir."""
 
-    def __init__(self, kind: str, data_dir: Path) -> None:
+    def __init__(self, kind: str, data_dir: Path, redis: RedisServer | None = None) -> None:
         self.kind = kind
         self.data_dir = data_dir
+        self.redis = redis  # "redis": a real redis-server; a "restart" is a new store on it
         self.opened: list[Store] = []
 
     async def open(self, retention: Retention | None = None) -> Store:
-        store = make_store(self.kind, str(self.data_dir), retention)
+        if self.redis is not None:
+            store: Store = RedisStore(RedisLink(self.redis.url), retention)
+        else:
+            store = make_store(self.kind, str(self.data_dir), retention)
         await store.start()
         self.opened.append(store)
         return store
@@ -49,9 +56,39 @@ class Stores:
         return await self.open(retention)
 
 
+    @asynccontextmanager
+    async def writes_refused(self):
+        """Make the store refuse writes (reads still work); yields a word the error detail holds."""
+        if self.redis is not None:  # out of memory, as a full Redis would be
+            self.redis.cli("CONFIG", "SET", "maxmemory", "1")
+            try:
+                yield "maxmemory"
+            finally:
+                self.redis.cli("CONFIG", "SET", "maxmemory", "0")
+            return
+        # Another process holds the write lock (as a backup tool or a second server would).
+        locker = sqlite3.connect(self.data_dir / "obrolan.sqlite3", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield "locked"
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+
+
+@pytest.fixture(scope="module")
+def contract_redis(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=STORES)
 def stores(request, tmp_path, io_loop):
-    factory = Stores(request.param, tmp_path / "data")
+    redis = request.getfixturevalue("contract_redis") if request.param == "redis" else None
+    if redis is not None:
+        redis.cli("FLUSHALL")
+    factory = Stores(request.param, tmp_path / "data", redis)
     yield factory
     for store in factory.opened:
         io_loop.run_sync(store.close)
@@ -308,19 +345,13 @@ async def test_a_failed_write_raises_store_error_consumes_no_id_and_reads_go_on(
     await fill(store, "a", 3)
     if not store.durable:
         return  # memory appends cannot fail
-    # Another process holds the write lock (as a backup tool or a second server would).
-    locker = sqlite3.connect(stores.data_dir / "obrolan.sqlite3", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
+    async with stores.writes_refused() as why:
         results = await asyncio.gather(store.append(msg("a", "gagal", client_id="g")),
                                        store.append(msg("a", "gagal juga")), return_exceptions=True)
         for result in results:
             assert isinstance(result, errors.StoreError)
-            assert result.code == "store_error" and "locked" in result.detail
+            assert result.code == "store_error" and why in result.detail
         assert [e.id for e in await store.read_before("a", 100, 100)] == [1, 2, 3]
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     retried, created = await store.append(msg("a", "gagal", client_id="g"))
     assert created and retried.id == 4  # the failed batch took no id
     assert [e.text for e in await store.read_after("a", 0, 100)] == ["m0", "m1", "m2", "gagal"]
