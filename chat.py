@@ -26,6 +26,7 @@ from tornado.options import OptionParser
 
 from handlers import AppConfig, NotFoundHandler, routes
 from handlers.base import log_failed_request
+from handlers.pinger import Pinger
 from rooms import ChatError, Hub, HubConfig, Retention, make_store
 
 log = logging.getLogger("obrolan")
@@ -152,7 +153,7 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
         max_message_chars=settings.max_message_length), broker=broker, presence=presence)
     config = AppConfig(cookie_secret=load_cookie_secret(settings),
                        allowed_origins=frozenset(settings.allowed_origins),
-                       max_backlog_bytes=settings.max_backlog)
+                       max_backlog_bytes=settings.max_backlog, pinger=Pinger(settings.ping_interval))
     app = tornado.web.Application(
         routes(hub, config),
         template_path=str(HERE / "templates"),
@@ -160,8 +161,7 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
         cookie_secret=config.cookie_secret,
         autoescape="xhtml_escape",
         cross_origin_protection=True,  # refuses cross-site form posts; curl sends no Origin
-        websocket_ping_interval=settings.ping_interval,
-        websocket_ping_timeout=settings.ping_interval,
+        websocket_ping_interval=0,  # the Pinger pings every socket from one timer
         websocket_max_message_size=65536,
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},

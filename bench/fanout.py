@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyspy  # noqa: E402
-from servers import SERVERS, Server, node_available  # noqa: E402
-from wsload import Conn, DriveResult, Loader, percentile  # noqa: E402
+import pyspy
+from servers import SERVERS, Server, node_available
+from wsload import Conn, DriveResult, Loader, percentile
 
 SERVER_CPU = 0
 LOADGEN_CPU = 1
@@ -67,11 +67,11 @@ class Outcome:
     plan: Plan
     result: DriveResult | None = None
     error: str = ""
-    load: str = field(default_factory=lambda: "%.2f %.2f %.2f" % os.getloadavg())
+    load: str = field(default_factory=lambda: load_average())
 
     def line(self) -> str:
         p, r = self.plan, self.result
-        head = f"{p.server:<9} {p.label:<34}"
+        head = f"{p.server:<14} {p.label:<34}"
         if r is None:
             return f"{head} FAILED: {self.error}"
         scpu = f"{r.server_cpu * 100:4.0f}%" if r.server_cpu is not None else "  ? "
@@ -82,6 +82,10 @@ class Outcome:
         return (f"{head} {r.rate:>10,.0f} deliv/s  p50 {r.pct_ms(0.5):7.2f} ms  p99 {r.pct_ms(0.99):7.2f} ms"
                 f"{polls}  sent {r.sent / r.seconds:>8,.0f}/s  lost {r.lost}  gaps {r.gaps}  err {r.errors}"
                 f"  closed {r.closed}  server {scpu}  loadgen {r.gen_cpu * 100:3.0f}%  load {self.load}")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def room_name(r: int) -> str:
@@ -167,7 +171,7 @@ def repeat(plan: Plan, runs: int, verbose: bool = True) -> Outcome:
     for i in range(runs):
         o = run(plan)
         if verbose:
-            print(("  run %d: " % (i + 1)) + o.line(), flush=True)
+            print(f"  run {i + 1}: " + o.line(), flush=True)
         outs.append(o)
     return median_outcome(outs)
 
@@ -192,19 +196,32 @@ def idle_memory(server_name: str, sockets: int, rooms: int, pin: bool, extra: tu
         loader.quiesce(0.5)
         after = server.rss_kib()
         per = (after - before) / len(ws)
-        return (f"{server_name:<9} {len(ws):,} idle WebSockets in {rooms} rooms: RSS {before:,} -> {after:,} KiB,"
-                f" {per:.1f} KiB each  load {'%.2f %.2f %.2f' % os.getloadavg()}")
+        return (f"{server_name:<14} {len(ws):,} idle WebSockets in {rooms} rooms: RSS {before:,} -> {after:,} KiB,"
+                f" {per:.1f} KiB each  load {load_average()}")
     except Exception as exc:
-        return f"{server_name:<9} idle WebSockets FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
+        return f"{server_name:<14} idle WebSockets FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
     finally:
         if loader is not None:
             loader.close_all()
         server.stop()
 
 
-def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, ...]) -> str:
+def settle(loader: Loader, server: Server, limit_s: float = 10.0) -> None:
+    """Read until the server has been idle for 100 ms (its CPU time stopped growing)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        before = server.cpu_seconds()
+        t = time.monotonic() + 0.1
+        while time.monotonic() < t:
+            loader.pump(0.01)
+        if server.cpu_seconds() - before < 0.002:
+            return
+
+
+def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, ...],
+                        server_name: str = "obrolan") -> str:
     """With ``pollers`` long-polls waiting, post one event and time every answer."""
-    server = SERVERS["obrolan"](SERVER_CPU if pin else None, extra)
+    server = SERVERS[server_name](SERVER_CPU if pin else None, extra)
     loader = None
     try:
         server.start()
@@ -218,7 +235,7 @@ def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, 
         firsts, lasts, all_lat = [], [], []
         cpu_busy = 0.0
         for _ in range(events):
-            loader.quiesce(0.25, 5.0)  # every poll is back and waiting
+            settle(loader, server)  # every poll is back and waiting
             loader.latencies = []
             loader.measuring = True
             cpu0 = server.cpu_seconds()
@@ -236,13 +253,13 @@ def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, 
             all_lat.extend(lat)
         all_lat.sort()
         med = statistics.median
-        return (f"obrolan   {pollers} waiting long-polls, one event ({events} times): first answer "
+        return (f"{server_name:<14} {pollers} waiting long-polls, one event ({events} times): first answer "
                 f"{med(firsts) / 1000:.2f} ms, p50 {percentile(all_lat, 0.5) / 1000:.2f} ms, "
                 f"p99 {percentile(all_lat, 0.99) / 1000:.2f} ms, last {med(lasts) / 1000:.2f} ms (medians); "
                 f"server CPU {cpu_busy * 1e6 / (pollers * events):.0f} us per answer"
-                f"  load {'%.2f %.2f %.2f' % os.getloadavg()}")
+                f"  load {load_average()}")
     except Exception as exc:
-        return f"obrolan   long-poll answer latency FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
+        return f"{server_name:<14} long-poll answer latency FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
     finally:
         if loader is not None:
             loader.close_all()
@@ -254,7 +271,7 @@ def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, 
 
 def machine() -> str:
     return (f"{platform.node()} {platform.machine()} nproc={os.cpu_count()} python={platform.python_version()}"
-            f" load {'%.2f %.2f %.2f' % os.getloadavg()}")
+            f" load {load_average()}")
 
 
 def default_run(args: argparse.Namespace) -> None:
@@ -284,7 +301,7 @@ def suite(args: argparse.Namespace) -> None:
     if 4 in args.sections:
         idle_section(args, servers, extra, pin)
     if 5 in args.sections:
-        longpoll_section(args, extra, pin)
+        longpoll_section(args, servers, extra, pin)
 
 
 def saturation_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...],
@@ -295,16 +312,16 @@ def saturation_section(args: argparse.Namespace, servers: list[str], extra: tupl
     for n in args.members:
         for s in servers:
             plan = Plan(server=s, members=n, senders=min(n, args.senders), inflight=args.inflight,
-                        measure_s=args.duration, pin=pin, extra_args=extra if s == "obrolan" else (),
+                        measure_s=args.duration, pin=pin, extra_args=extra if s.startswith("obrolan") else (),
                         label=f"{n} members, saturation")
             sat[(s, n)] = o = repeat(plan, args.runs)
             print("median  " + o.line(), flush=True)
     print("\n== ratios (same run, medians)")
     for n in args.members:
         rates = {s: sat[(s, n)].result.rate for s in servers if sat[(s, n)].result}
-        if "obrolan" in rates:
-            parts = [f"obrolan/{s} = {rates['obrolan'] / rates[s]:.2f}x" for s in rates if s != "obrolan"]
-            print(f"{n:>5} members: " + ", ".join(parts))
+        ours = [s for s in rates if s.startswith("obrolan")]
+        parts = [f"{a}/{b} = {rates[a] / rates[b]:.2f}x" for a in ours for b in rates if b not in ours]
+        print(f"{n:>5} members: " + ", ".join(parts))
     return sat
 
 
@@ -313,13 +330,13 @@ def latency_section(args: argparse.Namespace, servers: list[str], sat: dict[tupl
     print("\n== 2. latency at a fixed rate")
     for s in servers:
         one = Plan(server=s, members=1000, senders=10, rate_eps=100, measure_s=args.duration, pin=pin,
-                   extra_args=extra if s == "obrolan" else (), label="1000 members @ 100k deliv/s")
+                   extra_args=extra if s.startswith("obrolan") else (), label="1000 members @ 100k deliv/s")
         print(run(one).line(), flush=True)
         own = sat.get((s, 100))
         if own is not None and own.result is not None:
             half = own.result.rate / 2
             plan = Plan(server=s, members=100, senders=10, rate_eps=half / 100, measure_s=args.duration,
-                        pin=pin, extra_args=extra if s == "obrolan" else (),
+                        pin=pin, extra_args=extra if s.startswith("obrolan") else (),
                         label=f"100 members @ {half / 1000:.0f}k (half sat)")
             print(run(plan).line(), flush=True)
 
@@ -329,7 +346,7 @@ def rooms_section(args: argparse.Namespace, servers: list[str], extra: tuple[str
     print("\n== 3. 100 rooms x 10 members, 40k deliveries/s offered")
     for s in servers:
         plan = Plan(server=s, rooms=100, members=10, senders=1, rate_eps=4000, measure_s=args.duration,
-                    pin=pin, extra_args=extra if s == "obrolan" else (), label="100 rooms x 10 @ 40k",
+                    pin=pin, extra_args=extra if s.startswith("obrolan") else (), label="100 rooms x 10 @ 40k",
                     all_probes=True)
         print(run(plan).line(), flush=True)
 
@@ -338,20 +355,19 @@ def rooms_section(args: argparse.Namespace, servers: list[str], extra: tuple[str
 def idle_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...], pin: bool) -> None:
     print(f"\n== 4. {args.idle:,} idle WebSockets")
     for s in servers:
-        print(idle_memory(s, args.idle, max(1, args.idle // 100), pin, extra if s == "obrolan" else ()),
+        print(idle_memory(s, args.idle, max(1, args.idle // 100), pin, extra if s.startswith("obrolan") else ()),
               flush=True)
 
 
 
-def longpoll_section(args: argparse.Namespace, extra: tuple[str, ...], pin: bool) -> None:
+def longpoll_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...], pin: bool) -> None:
     print("\n== 5. long-poll (Obrolan only)")
-    plan = Plan(server="obrolan", members=LONGPOLL_SENDERS, pollers=1000, senders=LONGPOLL_SENDERS,
-                window=LONGPOLL_WINDOW,
-                measure_s=args.duration,
-                pin=pin, extra_args=extra, label="1000 long-polls, saturation")
-    print(run(plan).line(), flush=True)
-    print(poll_answer_latency(1000, 20, pin, extra), flush=True)
-
+    for s in (s for s in servers if s.startswith("obrolan")):
+        plan = Plan(server=s, members=LONGPOLL_SENDERS, pollers=1000, senders=LONGPOLL_SENDERS,
+                    window=LONGPOLL_WINDOW, measure_s=args.duration, pin=pin, extra_args=extra,
+                    label="1000 long-polls, saturation")
+        print(run(plan).line(), flush=True)
+        print(poll_answer_latency(1000, 20, pin, extra, s), flush=True)
 
 def profile(args: argparse.Namespace) -> None:
     """Obrolan at saturation under py-spy: where the server's time goes per delivery."""
@@ -359,15 +375,19 @@ def profile(args: argparse.Namespace) -> None:
         sys.exit("--profile needs py-spy: pip install py-spy")
     out_dir = Path(args.profile)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plans = [Plan(members=n, senders=min(n, args.senders), inflight=args.inflight, label=f"{n} members, saturation",
-                  measure_s=args.duration, pin=not args.no_pin, extra_args=tuple(args.server_arg),
-                  profile=out_dir / f"obrolan-{n}.raw") for n in args.members]
-    if args.longpoll:
+    common = {"measure_s": args.duration, "pin": not args.no_pin, "extra_args": tuple(args.server_arg)}
+    plans = []
+    if 1 in args.sections:
+        plans += [Plan(members=n, senders=min(n, args.senders), inflight=args.inflight,
+                       label=f"{n} members, saturation", profile=out_dir / f"obrolan-{n}.raw", **common)
+                  for n in args.members]
+    if 3 in args.sections:
+        plans.append(Plan(rooms=100, members=10, senders=1, rate_eps=4000, all_probes=True,
+                          label="100 rooms x 10 @ 40k", profile=out_dir / "obrolan-rooms.raw", **common))
+    if 5 in args.sections and args.longpoll:
         plans.append(Plan(members=LONGPOLL_SENDERS, pollers=args.longpoll, senders=LONGPOLL_SENDERS,
-                          window=LONGPOLL_WINDOW,
-                          label=f"{args.longpoll} long-polls, saturation", measure_s=args.duration,
-                          pin=not args.no_pin, extra_args=tuple(args.server_arg),
-                          profile=out_dir / f"obrolan-poll{args.longpoll}.raw"))
+                          window=LONGPOLL_WINDOW, label=f"{args.longpoll} long-polls, saturation",
+                          profile=out_dir / f"obrolan-poll{args.longpoll}.raw", **common))
     for plan in plans:
         outcome = run(plan)
         print(outcome.line(), flush=True)
@@ -380,7 +400,9 @@ def main() -> None:
     ap.add_argument("--suite", action="store_true", help="run every scenario against every server")
     ap.add_argument("--sections", type=lambda s: {int(x) for x in s.split(",")}, default={1, 2, 3, 4, 5},
                     help="suite: which sections to run (1 saturation, 2 latency, 3 rooms, 4 idle, 5 long-poll)")
-    ap.add_argument("--servers", type=lambda s: s.split(","), default=["obrolan", "tornado", "socketio"])
+    ap.add_argument("--servers", type=lambda s: s.split(","),
+                    default=["obrolan", "obrolan-uvloop", "tornado", "socketio"],
+                    help="servers to compare (suite): obrolan, obrolan-uvloop, tornado, socketio")
     ap.add_argument("--members", type=lambda s: [int(x) for x in s.split(",")], default=[10, 100, 1000])
     ap.add_argument("--longpoll", type=int, default=10, help="long-poll members (default run)")
     ap.add_argument("--rate", type=float, default=20_000, help="deliveries/s offered (default run, fixed rate)")
@@ -397,7 +419,7 @@ def main() -> None:
                     help="extra option for chat.py, e.g. --server-arg=--event-loop=uvloop")
     args = ap.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it too
     if not args.no_pin and os.cpu_count() and os.cpu_count() > LOADGEN_CPU:
         os.sched_setaffinity(0, {LOADGEN_CPU})

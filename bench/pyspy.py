@@ -23,7 +23,8 @@ def available() -> bool:
 
 def start(pid: int, seconds: float, out: Path, rate_hz: int = 250, idle: bool = False) -> subprocess.Popen[bytes]:
     cmd = ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-           "--rate", str(rate_hz), "--nonblocking", *(["--idle"] if idle else []), "--format", "raw", "--output", str(out)]
+           "--rate", str(rate_hz), "--nonblocking", *(["--idle"] if idle else []),
+           "--format", "raw", "--output", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

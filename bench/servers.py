@@ -187,6 +187,13 @@ class Obrolan(Server):
         return f"/rooms/{quote(room, safe='')}/messages"
 
 
+class ObrolanUvloop(Obrolan):
+    kind = "obrolan-uvloop"
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--event-loop=uvloop"]
+
+
 class TornadoBaseline(Server):
     kind = "tornado"
 
@@ -213,4 +220,5 @@ class SocketIO(Server):
         return b'42["msg",{"text":"%s"}]' % text.encode()
 
 
-SERVERS: dict[str, type[Server]] = {"obrolan": Obrolan, "tornado": TornadoBaseline, "socketio": SocketIO}
+SERVERS: dict[str, type[Server]] = {"obrolan": Obrolan, "obrolan-uvloop": ObrolanUvloop,
+                                    "tornado": TornadoBaseline, "socketio": SocketIO}

@@ -73,9 +73,34 @@ def percentile(sorted_values: list[int], q: float) -> float:
 class Conn:
     """One client connection (WebSocket or long-poll), in one room."""
 
-    __slots__ = ("answers", "buf", "carry", "clen", "closed", "count", "errors", "fd", "gaps", "hlen",
-                 "last", "name", "on_open", "out", "path", "probe", "request", "room", "sock", "state",
-                 "status", "tail", "token", "wait_s", "cursor", "kind")
+    __slots__ = (
+        "answers",
+        "buf",
+        "carry",
+        "clen",
+        "closed",
+        "count",
+        "cursor",
+        "errors",
+        "fd",
+        "gaps",
+        "hlen",
+        "kind",
+        "last",
+        "name",
+        "on_open",
+        "out",
+        "path",
+        "probe",
+        "request",
+        "room",
+        "sock",
+        "state",
+        "status",
+        "tail",
+        "token",
+        "wait_s",
+    )
 
     def __init__(self, kind: str, room: int, name: str, probe: bool, path: str = "") -> None:
         self.kind = kind  # "ws" or "poll"

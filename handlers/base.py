@@ -19,18 +19,21 @@ from tornado.web import create_signed_value, decode_signed_value
 from rooms import Hub, Session, errors
 from rooms.events import dumps, loads
 
+from .pinger import Pinger
+
 SESSION_COOKIE = "obrolan_session"
 SESSION_MAX_AGE_DAYS = 30
 
 
 @dataclass
 class AppConfig:
-    """Settings the handlers read (the hub has its own)."""
+    """Settings the handlers read (the hub has its own), and the one WebSocket pinger."""
 
     cookie_secret: str
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_backlog_bytes: int = 1 << 20
     http_body_max_bytes: int = 16 * 1024
+    pinger: Pinger = field(default_factory=lambda: Pinger(0))  # 0: no pings
 
 
 def encode_session(secret: str, session: Session) -> str:

@@ -115,8 +115,9 @@ class RedisBroker(Broker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self._closing:
-                    log.warning("Redis subscription lost (%s); reconnecting", exc or type(exc).__name__)
+                if not self._closing:  # loud once per outage, quiet while it lasts
+                    log.log(logging.WARNING if self._pubsub is not None else logging.DEBUG,
+                            "Redis subscription lost (%s); reconnecting", exc or type(exc).__name__)
             self._pubsub = None
             self._up.clear()
             self._fail_confirms()
@@ -245,17 +246,17 @@ class RedisBroker(Broker):
         if loaded is None:
             return
         space = data.index(b" ")
-        epoch, body = data[1:space].decode(), data[space + 1:]
-        buf = loaded.buffer
-        if epoch != buf.epoch:
+        epoch = data[1:space].decode()
+        if epoch != loaded.buffer.epoch:
             self._schedule_fill(room, 0.0)  # the catch-up sees the new epoch and reloads the room
             return
-        event_id = int(body[6:body.index(b",", 6)])  # body is b'{"id":N,...'
-        if event_id <= buf.last_id:
-            return  # ours, or already filled in
-        last_id = hub.deliver_remote(room, event_from_json(body))
-        if last_id is not None and last_id < event_id:
-            self._schedule_fill(room, GAP_FILL_WAIT_S)
+        for body in data[space + 1:].split(b"\n"):  # one append batch's events of this room, in order
+            event_id = int(body[6:body.index(b",", 6)])  # body is b'{"id":N,...'
+            if event_id <= loaded.buffer.last_id:
+                continue  # ours, or already filled in
+            last_id = hub.deliver_remote(room, event_from_json(body))
+            if last_id is not None and last_id < event_id:
+                self._schedule_fill(room, GAP_FILL_WAIT_S)
 
     def _schedule_fill(self, room: str, delay_s: float) -> None:
         if room not in self._gap_timers:

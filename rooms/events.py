@@ -18,7 +18,10 @@ EVENT_TYPES = ("message", "join", "leave")
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    # orjson returns its bytes inside a 4 KiB allocation however short the JSON is; the
+    # buffer keeps a room's last 1,000 events, so keep a right-sized copy (b"%b" is the
+    # cheapest copy: about 0.1 us).
+    return b"%b" % orjson.dumps(obj)
 
 
 def loads(data: bytes | str) -> Any:

@@ -65,11 +65,27 @@ class Room:
         """Hand the payloads queued by :meth:`Hub._broadcast` to every listener, as one batch."""
         if not self.outbox:
             return
-        batch = Batch(self.outbox)
+        batch = Batch(latest_presence_only(self.outbox))
         self.outbox = []
         # A listener may close (and leave the set) while we send: iterate a copy.
         for listener in tuple(self.listeners):
             listener.send_batch(batch)
+
+
+PRESENCE_JSON_PREFIX = b'{"type":"presence"'
+
+
+def latest_presence_only(payloads: list[Payload]) -> list[Payload]:
+    """A user list is a snapshot: of those broadcast in one batch only the last one is sent.
+
+    A burst of joins (many appends committed together) would otherwise send every member
+    one full user list per join: quadratic bytes for a big room.
+    """
+    lists = [i for i, p in enumerate(payloads) if p.json.startswith(PRESENCE_JSON_PREFIX)]
+    if len(lists) < 2:
+        return payloads
+    drop = set(lists[:-1])
+    return [p for i, p in enumerate(payloads) if i not in drop]
 
 
 @dataclass(slots=True)

@@ -11,6 +11,12 @@ not renewed, and the first script to run after they run out (any process's renew
 or any attach, every ``expiry/4`` seconds) removes them: the users of a dead process
 leave within grace + expiry.
 
+Time Redis spent unreachable does not count: while any process holds a room some
+script runs there every ``expiry/4`` seconds, so when a script finds the room silent
+for longer than ``expiry`` it first moves every lease on by the silence.  Users are
+then not all dropped and re-joined after an outage of Redis (nor after every holder
+restarted); a dead process's users still leave within grace + expiry of the silence's end.
+
 Every change happens in a Lua script, so exactly one process sees itself remove the
 last lease of a member (or add the first) and it alone announces the leave (or the
 join).  Each change also bumps a per-room version and is published on the room's
@@ -40,13 +46,18 @@ MIRROR_GAP_WAIT_S = 0.1  # a presence change missing this long is fetched from R
 REAP_BATCH = 1000  # expired leases removed per script run at most
 
 _LUA_PRELUDE = r"""
-local who, lease, ver, chan = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local who, lease, ver, clock, chan = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
+local function version()
+  -- Versions start from the Redis time (x1000), so they still grow if Redis lost the room.
+  if redis.call('EXISTS', ver) == 0 then redis.call('SET', ver, string.format('%.0f', now_ms * 1000)) end
+end
 local function tell(kind, nk, sid, name)
+  version()
   local v = redis.call('INCR', ver)
-  redis.call('PUBLISH', chan, kind .. v .. ' ' .. nk .. '\31' .. sid .. '\31' .. name)
+  redis.call('PUBLISH', chan, kind .. string.format('%.0f', v) .. ' ' .. nk .. '\31' .. sid .. '\31' .. name)
   out[#out + 1] = {kind, v, nk, sid, name}
 end
 local function parse(w)
@@ -67,6 +78,14 @@ local function unlease(member)
   end
 end
 local function reap()
+  -- While any process holds the room, some script runs here every expiry/4 s.  A longer
+  -- silence means Redis was unreachable (or every holder was gone): that time does not count.
+  local last = tonumber(redis.call('GET', clock))
+  redis.call('SET', clock, now_ms)
+  if last and now_ms - last > tonumber(ARGV[4]) then
+    local all = redis.call('ZRANGE', lease, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do redis.call('ZADD', lease, tonumber(all[i + 1]) + now_ms - last, all[i]) end
+  end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', lease, '-inf', now_ms, 'LIMIT', 0, REAP_BATCH)) do unlease(m) end
 end
 local function hold(nk, sid, name, proc, ms)
@@ -87,49 +106,53 @@ local function hold(nk, sid, name, proc, ms)
 end
 """.replace("REAP_BATCH", str(REAP_BATCH))
 
-# ARGV: channel, process, lease ms, name key, sid, name.  {1 | 0 (name taken), changes}
+# ARGV: channel, process, lease ms, stall ms, name key, sid, name.  {1 | 0 (name taken), changes}
 ATTACH_LUA = _LUA_PRELUDE + r"""
 reap()
-return {hold(ARGV[4], ARGV[5], ARGV[6], ARGV[2], tonumber(ARGV[3])), out}
+return {hold(ARGV[5], ARGV[6], ARGV[7], ARGV[2], tonumber(ARGV[3])), out}
 """
 
-# ARGV: channel, process, lease ms, then (name key, sid, name) per local member.
+# ARGV: channel, process, lease ms, stall ms, then (name key, sid, name) per local member.
 REFRESH_LUA = _LUA_PRELUDE + r"""
 reap()
-for i = 4, #ARGV, 3 do hold(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2], tonumber(ARGV[3])) end
+for i = 5, #ARGV, 3 do hold(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2], tonumber(ARGV[3])) end
 return {1, out}
 """
 
-# ARGV: channel, process, (unused), name key, sid: this process's grace for the member ran out.
+# ARGV: channel, process, (unused), stall ms, name key, sid: this process's grace for the member ran out.
 EXPIRE_LUA = _LUA_PRELUDE + r"""
-local w = redis.call('HGET', who, ARGV[4])
-if w and parse(w) == ARGV[5] then unlease(ARGV[4] .. '\31' .. ARGV[2]) end
+local w = redis.call('HGET', who, ARGV[5])
+if w and parse(w) == ARGV[6] then unlease(ARGV[5] .. '\31' .. ARGV[2]) end
 reap()
 return {1, out}
 """
 
-# ARGV: channel, process, (unused), name key, sid: leave now, whichever processes hold leases.
+# ARGV: channel, process, (unused), stall ms, name key, sid: leave now, whichever processes hold leases.
 LEAVE_LUA = _LUA_PRELUDE + r"""
 reap()
-local w = redis.call('HGET', who, ARGV[4])
+local w = redis.call('HGET', who, ARGV[5])
 if not w then return {0, out} end
 local sid, name = parse(w)
-if sid ~= ARGV[5] then return {0, out} end
-redis.call('HDEL', who, ARGV[4])
-local pattern = string.gsub(ARGV[4], '[%*%?%[%]\\]', '\\%0') .. '\31*'
+if sid ~= ARGV[6] then return {0, out} end
+redis.call('HDEL', who, ARGV[5])
+local pattern = string.gsub(ARGV[5], '[%*%?%[%]\\]', '\\%0') .. '\31*'
 local cursor = '0'
 repeat
   local res = redis.call('ZSCAN', lease, cursor, 'MATCH', pattern, 'COUNT', 1000)
   cursor = res[1]
   for i = 1, #res[2], 2 do redis.call('ZREM', lease, res[2][i]) end
 until cursor == '0'
-tell('L', ARGV[4], sid, name)
+tell('L', ARGV[5], sid, name)
 return {1, out}
 """
 
 # KEYS: who, ver.  The members and the version they are at, read together.
 SYNC_LUA = r"""
-return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
+local t = redis.call('TIME')
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], string.format('%.0f', (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000))
+end
+return {redis.call('GET', KEYS[2]), redis.call('HGETALL', KEYS[1])}
 """
 
 Change = tuple[str, int, str, str, str]  # kind ("J"/"L"), version, name key, sid, name
@@ -196,6 +219,7 @@ class RedisPresence(PresenceBackend):
         self.link = link
         self.expiry_s = expiry_s
         self.lease_ms = int((grace_s + expiry_s / 2) * 1000)
+        self.stall_ms = int(expiry_s * 1000)  # no renewal in a room for this long: Redis was away
         self.hub: Hub | None = None
         self._mirrors: dict[str, Mirror] = {}
         self._scripts: dict[str, Any] = {}
@@ -288,10 +312,13 @@ class RedisPresence(PresenceBackend):
         return self._local_changes(room, changes, ("L", session.sid))
 
     async def _run(self, script: str, room: str, lease_ms: int, *args: str) -> tuple[int, list[Change]]:
-        keys = [key("who", room), key("lease", room), key("pver", room)]
         ok, raw = await self.link.call(self._scripts[script](
-            keys=keys, args=[channel(room), self.link.proc, lease_ms, *args]))
+            keys=self._keys(room), args=[channel(room), self.link.proc, lease_ms, self.stall_ms, *args]))
         return int(ok), [_change(c) for c in raw]
+
+    @staticmethod
+    def _keys(room: str) -> list[str]:
+        return [key("who", room), key("lease", room), key("pver", room), key("pclock", room)]
 
     def _local_changes(self, room: str, changes: list[Change], own: tuple[str, str]) -> bool:
         """Apply what our script changed; announce the changes it claimed, except ``own``
@@ -374,8 +401,9 @@ class RedisPresence(PresenceBackend):
                 for member in loaded.presence.members.values() if loaded is not None else ():
                     s = member.session
                     members += [name_key(s.name), s.sid, s.name]
-                await self._scripts["refresh"](keys=[key("who", room), key("lease", room), key("pver", room)],
-                                         args=[channel(room), self.link.proc, self.lease_ms, *members], client=pipe)
+                await self._scripts["refresh"](
+                    keys=self._keys(room), args=[channel(room), self.link.proc, self.lease_ms, self.stall_ms, *members],
+                    client=pipe)
             results = await self.link.call(pipe.execute())
         for room, (_ok, raw) in zip(rooms, results, strict=True):
             if room in self._mirrors:

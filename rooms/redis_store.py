@@ -4,7 +4,9 @@ Each room is a Redis Stream whose entry ids *are* the event ids (``N-0``), next 
 small hash with the room's epoch and newest id.  One Lua script, atomic on the Redis
 server, does all of an append: de-duplicate by ``(session, client_id)``, allocate the
 id (``HINCRBY``), ``XADD`` the event, trim by the retention options, and ``PUBLISH``
-the encoded event to the room's channel.  So every process sees every room's events
+the encoded event to the room's channel.  Appends that arrive while a script call is
+on its way go together in the next call (one round trip for many sends, as SQLite's
+group commit does).  So every process sees every room's events
 in id order, and a process that missed some reads them back with ``XRANGE``.
 
 The epoch lives in Redis too: the same on every process and across process restarts.
@@ -16,7 +18,7 @@ Keys (``<room>`` last, so no room name can make two keys collide):
 stream (fields ``j`` = the event's JSON, ``t`` = its ``ts`` in ms, for age retention),
 ``obrolan:rooms`` sorted set of rooms by last activity, ``obrolan:cid:<json [room, session, client_id]>``
 the first event of a retried send (expires after :data:`DEDUPE_TTL_S`).
-Channel ``obrolan:room:<room>`` carries ``E<epoch> <event JSON>`` and the presence and
+Channel ``obrolan:room:<room>`` carries ``E<epoch> <event JSON>[\\n<event JSON>...]`` and the presence and
 typing notices of :mod:`rooms.redis_presence` and :mod:`rooms.broker`.
 
 redis is imported only when ``--redis-url`` is given (:func:`redis_backend`).
@@ -48,8 +50,14 @@ KEY_PREFIX = "obrolan:"
 COMMAND_TIMEOUT_S = 2.0  # a command that takes longer: Redis is unreachable for us
 CONNECT_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 32  # commands in flight at once per process; more wait for a free connection
+POOL_WAIT_S = 10.0  # ... at most this long (all of them busy: the process is overloaded)
 DEDUPE_TTL_S = 24 * 3600  # how long a retried send (same session, client_id) finds its first event
 CATCH_UP_BATCH = 1000  # events per XRANGE when filling a gap
+BATCH_MAX_APPENDS = 256  # appends in one script call at most
+# One script call of appends at a time: calls on different connections could reach Redis in
+# either order, and appends must get their ids in the order they were made (a client's
+# messages, pipelined by the WebSocket handler, keep their order).
+BATCHES_IN_FLIGHT = 1
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age trimming of rooms nobody writes to
 AGE_TRIM_SCAN = 64  # stream entries an append looks at for age trimming (amortised: > 1 per append)
 
@@ -91,25 +99,44 @@ local function ensure(meta, stream, candidate)
 end
 """
 
-# KEYS: meta, stream, dedupe key, rooms.  ARGV: epoch candidate, event JSON after the id,
-# channel, room, max events, max age ms, dedupe ttl s (0: no client_id), ts, ts in ms.
+# A batch of appends, in order.  KEYS: rooms, then (meta, stream, dedupe key) per draft.
+# ARGV: max events, max age ms, dedupe ttl s, then per draft: epoch candidate, the event's
+# JSON after the id, channel, room, "1" to de-duplicate, ts, ts in ms.
+# Each room's new events go out as one message: "E<epoch> <json>\n<json>...".
 APPEND_LUA = _LUA_NOW + _LUA_TRIM + _LUA_ENSURE + """
-local meta, stream, dkey, rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local dedupe_s = tonumber(ARGV[7])
-if dedupe_s > 0 then
-  local seen = redis.call('GET', dkey)
-  if seen then return {0, seen} end
+local max_events, max_age_ms, dedupe_s = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, published, order = {}, {}, {}
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local meta, stream, dkey = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local a = 4 + 7 * i
+  local chan, dedupe, ts_ms = ARGV[a + 2], ARGV[a + 4] == '1', ARGV[a + 6]
+  local seen = false
+  if dedupe then seen = redis.call('GET', dkey) end
+  if seen then
+    out[#out + 1] = {0, seen}
+  else
+    local epoch = ensure(meta, stream, ARGV[a])
+    local id = redis.call('HINCRBY', meta, 'last_id', 1)
+    local json = '{"id":' .. id .. ARGV[a + 1]
+    redis.call('XADD', stream, id .. '-0', 'j', json, 't', ts_ms)
+    redis.call('HSET', meta, 'last_ts', ARGV[a + 5])
+    redis.call('ZADD', KEYS[1], ts_ms, ARGV[a + 3])
+    if dedupe then redis.call('SET', dkey, json, 'EX', dedupe_s) end
+    trim(stream, max_events, max_age_ms, now_ms, 1)
+    local p = published[chan]
+    if not p then
+      p = {epoch, {}}
+      published[chan] = p
+      order[#order + 1] = chan
+    end
+    p[2][#p[2] + 1] = json
+    out[#out + 1] = {id, epoch}
+  end
 end
-local epoch = ensure(meta, stream, ARGV[1])
-local id = redis.call('HINCRBY', meta, 'last_id', 1)
-local json = '{"id":' .. id .. ARGV[2]
-redis.call('XADD', stream, id .. '-0', 'j', json, 't', ARGV[9])
-redis.call('HSET', meta, 'last_ts', ARGV[8])
-redis.call('ZADD', rooms, ARGV[9], ARGV[4])
-if dedupe_s > 0 then redis.call('SET', dkey, json, 'EX', dedupe_s) end
-trim(stream, tonumber(ARGV[5]), tonumber(ARGV[6]), now_ms, 1)
-redis.call('PUBLISH', ARGV[3], 'E' .. epoch .. ' ' .. json)
-return {id, epoch}
+for _, chan in ipairs(order) do
+  redis.call('PUBLISH', chan, 'E' .. published[chan][1] .. ' ' .. table.concat(published[chan][2], '\\n'))
+end
+return out
 """
 
 # KEYS: meta, stream.  ARGV: epoch candidate, how many recent events.
@@ -177,7 +204,7 @@ class RedisLink:
         pool = aioredis.BlockingConnectionPool.from_url(
             self.url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2,
-            max_connections=MAX_CONNECTIONS, timeout=COMMAND_TIMEOUT_S)
+            max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S)
         return aioredis.Redis.from_pool(pool)
 
     async def start(self) -> None:
@@ -226,6 +253,9 @@ class RedisStore(Store):
         self.retention = retention or Retention()
         self._scripts: dict[str, Any] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._queue: list[tuple[Draft, asyncio.Future[tuple[Event, bool]]]] = []
+        self._batches = 0  # script calls in flight
+        self._drainers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.link.start()
@@ -261,19 +291,55 @@ class RedisStore(Store):
         return RoomState(epoch.decode(), int(last_id or 0), events)
 
     async def append(self, draft: Draft) -> tuple[Event, bool]:
-        dedupe = bool(draft.client_id and draft.session)
-        dkey = KEY_PREFIX + "cid:" + dumps([draft.room, draft.session, draft.client_id]).decode() if dedupe else ""
-        rest = draft.with_id(0).json[len(b'{"id":0'):]
+        """Queue ``draft``; the appends queued meanwhile go to Redis together, in one script call."""
+        future: asyncio.Future[tuple[Event, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.append((draft, future))
+        if self._batches < BATCHES_IN_FLIGHT:
+            self._batches += 1
+            task = asyncio.ensure_future(self._drain())  # next loop iteration: what arrives meanwhile joins
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[:BATCH_MAX_APPENDS]
+                del self._queue[:len(batch)]
+                try:
+                    results = await self._append_batch([draft for draft, _ in batch])
+                except ChatError as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._batches -= 1
+
+    async def _append_batch(self, drafts: list[Draft]) -> list[tuple[Event, bool]]:
         ret = self.retention
-        first, second = await self.link.call(self._scripts["append"](
-            keys=[key("meta", draft.room), key("events", draft.room), dkey or key("nocid", draft.room), ROOMS_KEY],
-            args=[new_epoch(), rest, channel(draft.room), draft.room, ret.max_events,
-                  int(ret.max_age_s * 1000), DEDUPE_TTL_S if dedupe else 0, draft.ts, ts_ms(draft.ts)]))
-        if first == 0:  # a retry: the first event again
-            seen = event_from_json(second)
-            return Event(seen.id, seen.type, seen.room, seen.user, seen.ts, seen.text,
-                         draft.session, draft.client_id), False
-        return draft.with_id(int(first)), True
+        keys: list[str] = [ROOMS_KEY]
+        args: list[Any] = [ret.max_events, int(ret.max_age_s * 1000), DEDUPE_TTL_S]
+        for draft in drafts:
+            dedupe = bool(draft.client_id and draft.session)
+            dkey = KEY_PREFIX + "cid:" + dumps([draft.room, draft.session, draft.client_id]).decode()
+            keys += [key("meta", draft.room), key("events", draft.room), dkey]
+            rest = draft.with_id(0).json[len(b'{"id":0'):]
+            args += [new_epoch(), rest, channel(draft.room), draft.room, "1" if dedupe else "0", draft.ts,
+                     ts_ms(draft.ts)]
+        results = await self.link.call(self._scripts["append"](keys=keys, args=args))
+        out = []
+        for draft, (first, second) in zip(drafts, results, strict=True):
+            if first == 0:  # a retry: the first event again
+                seen = event_from_json(second)
+                out.append((Event(seen.id, seen.type, seen.room, seen.user, seen.ts, seen.text,
+                                  draft.session, draft.client_id), False))
+            else:
+                out.append((draft.with_id(int(first)), True))
+        return out
 
     async def read_after(self, room: str, after_id: int, limit: int) -> list[Event] | None:
         entries = await self.link.call(self.link.redis.xrange(key("events", room), after_id + 1, "+", count=limit))

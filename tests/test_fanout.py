@@ -152,10 +152,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_ready(proc: subprocess.Popen[bytes], api: Api) -> None:
+async def wait_ready(proc: asyncio.subprocess.Process, api: Api) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        assert proc.returncode is None, f"server exited with {proc.returncode}"
         try:
             if (await api.request("GET", "/healthz", timeout=2.0)).status == 200:
                 return
@@ -169,10 +169,10 @@ async def wait_ready(proc: subprocess.Popen[bytes], api: Api) -> None:
 @pytest.mark.gen_test(timeout=30)
 async def test_server_runs_on_the_event_loop_it_is_given(tmp_path, event_loop):
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "chat.py"), f"--port={port}", "--address=127.0.0.1", "--store=memory",
-         f"--data-dir={tmp_path}", "--cookie-secret=t", f"--event-loop={event_loop}"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "chat.py"), f"--port={port}", "--address=127.0.0.1", "--store=memory",
+        f"--data-dir={tmp_path}", "--cookie-secret=t", f"--event-loop={event_loop}",
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     api = Api(f"http://127.0.0.1:{port}")
     try:
@@ -190,13 +190,12 @@ async def test_server_runs_on_the_event_loop_it_is_given(tmp_path, event_loop):
         proc.send_signal(signal.SIGTERM)
         assert await a.closed() == 1001
         b.close()
-        assert await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10) == 0
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
         api.close()
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait(10)
-        proc.stderr.close()
+            await proc.wait()
 
 
 def test_unknown_event_loop_is_refused_with_a_clear_message(tmp_path):

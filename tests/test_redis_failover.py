@@ -165,6 +165,10 @@ async def test_redis_unreachable_refuses_sends_keeps_serving_reads_and_recovers_
         assert reads.status == 200 and [e["text"] for e in reads.json["events"] if e["type"] == "message"] == [
             "sebelum"]
         assert (await apis[0].request("GET", "/healthz")).status == 200
+        elsewhere = await ani.ws(room="belum dibuka")  # a room process 0 does not hold yet
+        hello = await elsewhere.recv()
+        assert (hello["type"], hello["error"]) == ("error", "unavailable")
+        assert await elsewhere.closed() == 1013  # try again later (not 4409: the name is not taken)
     finally:
         redis.start()
     stored = await post_until_accepted(budi, "selama mati", "b-1")
@@ -173,6 +177,7 @@ async def test_redis_unreachable_refuses_sends_keeps_serving_reads_and_recovers_
     assert (got["id"], got["text"]) == (stored["id"], "selama mati")
     await a.send({"type": "message", "text": "selama mati", "client_id": "a-1"})
     ack = await a.recv_until(lambda f: f.get("client_id") == "a-1")
+    # The next id: the outage made nobody leave or re-join, and the refused send took no id.
     assert ack == {"type": "ack", "client_id": "a-1", "id": stored["id"] + 1}
     a.close()
     for api in apis:
@@ -312,9 +317,11 @@ async def test_when_redis_loses_a_room_it_starts_over_under_a_new_epoch_and_clie
     assert fresh.status == 201
     assert await a.closed() == 1012  # "resume from your cursor"
     again = await ani.ws(after=old["cursor"], epoch=old["epoch"])
-    hello, replay, _ = await again.handshake()
+    hello, replay, users = await again.handshake()
     assert hello["truncated"] is True and hello["epoch"] != old["epoch"]
     assert "baru" in [e.get("text") for e in replay]
+    if users != ["Ani"]:  # presence was lost too: the lease renewal puts Ani back
+        await again.recv_until(is_presence(["Ani"]))
     polled = await as_user(ani, apis[1]).poll(after=old["cursor"], epoch=old["epoch"], wait=0)
     assert polled.json["truncated"] is True and polled.json["epoch"] == hello["epoch"]
     again.close()

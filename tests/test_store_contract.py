@@ -140,6 +140,16 @@ async def test_concurrent_appends_get_every_id_once(stores):
     assert {e.text for e, _ in results} == {f"m{i}" for i in range(200)}
 
 
+@pytest.mark.gen_test
+async def test_appends_get_ids_in_the_order_they_were_made(stores):
+    # The WebSocket handler starts a client's posts in arrival order without awaiting each one;
+    # the ids (and so the order everyone sees) must follow that order.
+    store = await stores.open()
+    await store.open_room("a", 100)
+    results = await asyncio.gather(*(store.append(msg("a", f"m{i}")) for i in range(300)))
+    assert [(e.id, e.text) for e, _ in results] == [(i + 1, f"m{i}") for i in range(300)]
+
+
 # -- exactly once ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,68 @@
+"""One timer that pings every open WebSocket and drops those that stopped answering.
+
+Tornado's own ``websocket_ping_interval`` runs a task per socket that sleeps
+between pings: about 1.7 KiB per idle member.  Here one timer per application
+does a round every ``interval_s``, a slice of sockets per loop callback: a socket that has not answered the previous
+round's ping is closed (as Tornado does when its ping times out, with the ping
+timeout equal to the interval), the others are pinged again.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tornado.ioloop import IOLoop
+from tornado.websocket import WebSocketClosedError
+
+PING_SLICE = 256  # sockets handled per loop callback
+
+
+class Pingable(Protocol):
+    def ping(self, data: bytes = b"") -> None: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class Pinger:
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._answered: dict[Pingable, bool] = {}  # socket -> answered since the last ping
+        self._timer: object | None = None
+
+    def add(self, sock: Pingable) -> None:
+        if self.interval_s <= 0:
+            return
+        self._answered[sock] = True
+        if self._timer is None:
+            self._timer = IOLoop.current().call_later(self.interval_s, self._round)
+
+    def pong(self, sock: Pingable) -> None:
+        if sock in self._answered:
+            self._answered[sock] = True
+
+    def discard(self, sock: Pingable) -> None:
+        self._answered.pop(sock, None)
+
+    def _round(self) -> None:
+        self._timer = None
+        self._check(list(self._answered), 0)
+
+    def _check(self, sockets: list[Pingable], start: int) -> None:
+        # In slices, so a round over many thousand sockets never holds the loop for long.
+        for sock in sockets[start:start + PING_SLICE]:
+            answered = self._answered.get(sock)
+            if answered is None:
+                continue  # closed meanwhile
+            if not answered:
+                del self._answered[sock]
+                sock.close(reason="ping timed out")
+                continue
+            self._answered[sock] = False
+            try:
+                sock.ping()
+            except WebSocketClosedError:
+                del self._answered[sock]
+        if start + PING_SLICE < len(sockets):
+            IOLoop.current().add_callback(self._check, sockets, start + PING_SLICE)
+        elif self._answered and self._timer is None:
+            self._timer = IOLoop.current().call_later(self.interval_s, self._round)
