@@ -61,6 +61,8 @@ class RedisBroker(Broker):
         self._watchdog: asyncio.Task[None] | None = None
         self._last_pong = 0.0
         self._up = asyncio.Event()  # subscribed (again) and ready for hold()
+        self._down = asyncio.Event()  # not subscribed: the reader lost (or has not made) it
+        self._down.set()
         self._closing = False
         self.own_channel = f"{KEY_PREFIX}proc:{link.proc}"
         self._relay_tag = b"T" + link.proc.encode() + b" "
@@ -120,6 +122,7 @@ class RedisBroker(Broker):
                             "Redis subscription lost (%s); reconnecting", exc or type(exc).__name__)
             self._pubsub = None
             self._up.clear()
+            self._down.set()
             self._fail_confirms()
             await self._drop(pubsub)
             if self._closing:
@@ -133,6 +136,7 @@ class RedisBroker(Broker):
         try:
             await asyncio.wait_for(asyncio.gather(*confirms.values()), SUBSCRIBE_TIMEOUT_S)
             if self._pubsub is pubsub:
+                self._down.clear()
                 self._up.set()
             for room in rooms & self._held:
                 await self.catch_up(room)
@@ -196,28 +200,51 @@ class RedisBroker(Broker):
     # -- rooms ------------------------------------------------------------------------------
 
     async def hold(self, room: str) -> None:
-        ch = channel(room).encode()
-        if not self._up.is_set():
+        """Subscribe to ``room``; if the subscription is (re)connecting, wait for it a little."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HOLD_WAIT_S
+        failed: Any = None
+        while True:
+            pubsub = await self._subscription(failed, deadline - loop.time())
             try:
-                await asyncio.wait_for(self._up.wait(), HOLD_WAIT_S)
-            except TimeoutError:
-                raise Unavailable(UNREACHABLE) from None
-        pubsub = self._pubsub
-        if pubsub is None:
-            raise Unavailable(UNREACHABLE)
+                await self._subscribe(pubsub, room)
+                return
+            except Unavailable:
+                self.release(room)
+                if loop.time() >= deadline:
+                    raise
+                failed = pubsub  # lost meanwhile, most likely: try on the next subscription
+            except BaseException:
+                self.release(room)
+                raise
+
+    async def _subscription(self, failed: Any, timeout_s: float) -> Any:
+        """The live subscription (not ``failed``), waiting up to ``timeout_s`` for one."""
+        try:
+            async with asyncio.timeout(max(timeout_s, 0.0)):
+                while True:
+                    pubsub = self._pubsub
+                    if self._up.is_set() and pubsub is not None and pubsub is not failed:
+                        return pubsub
+                    await (self._down.wait() if self._up.is_set() else self._up.wait())
+        except TimeoutError:
+            raise Unavailable(UNREACHABLE) from None
+
+    async def _subscribe(self, pubsub: Any, room: str) -> None:
+        ch = channel(room).encode()
         self._held.add(room)
         future = self._confirm.get(ch)
         if future is None:
             future = self._confirm[ch] = asyncio.get_running_loop().create_future()
         try:
-            await self.link.call(pubsub.subscribe(ch))
+            await pubsub.subscribe(ch)
+        except Exception as exc:  # whatever it is, that subscription is broken (redis-py may not say so)
+            raise Unavailable(UNREACHABLE) from exc
+        try:
             await asyncio.wait_for(asyncio.shield(future), SUBSCRIBE_TIMEOUT_S)
-            await self.presence.sync(room)
-        except BaseException as exc:
-            self.release(room)
-            if isinstance(exc, TimeoutError):
-                raise Unavailable(UNREACHABLE) from exc
-            raise
+        except TimeoutError:
+            raise Unavailable(UNREACHABLE) from None
+        await self.presence.sync(room)
 
     def release(self, room: str) -> None:
         self._held.discard(room)

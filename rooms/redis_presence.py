@@ -347,16 +347,22 @@ class RedisPresence(PresenceBackend):
         before = dict(mirror.who)
         mirror.apply((head[:1].decode(), int(head[1:]), nk, sid, name))
         # The user list goes out after the join/leave event that follows (hub.deliver_remote),
-        # as on the process that made the change; only members to drop here are handled now.
-        self._changed(room, before, mirror, broadcast=False)
+        # as on the process that made the change; only members to drop here are handled now:
+        # a session that left through another process (Leave there) leaves here too.
+        self._changed(room, before, mirror, broadcast=False, drop=True)
         self._watch_gap(room, mirror)
 
     def _changed(self, room: str, before: dict[str, tuple[str, str]], mirror: Mirror,
-                 broadcast: bool = True) -> None:
+                 broadcast: bool = True, drop: bool = False) -> None:
+        """Tell the hub; ``drop``: close the local sockets of sessions that left the room.
+
+        A resync (``drop`` False) never closes anything: a member of ours missing from Redis
+        (Redis lost it) is put back by our next lease renewal.
+        """
         if before == mirror.who or self.hub is None:
             return
         still = {sid for sid, _name in mirror.who.values()}
-        gone = [Session(sid, name) for sid, name in before.values() if sid not in still]
+        gone = [Session(sid, name) for sid, name in before.values() if sid not in still] if drop else []
         if broadcast or gone:
             self.hub.presence_changed(room, gone)
 

@@ -225,9 +225,13 @@ class RedisLink:
         return self.client
 
     async def reset_connections(self) -> None:
-        """Drop pooled connections (after Redis went away they are dead; new ones are made on use)."""
+        """Drop idle pooled connections: if Redis went away they are dead (new ones are made on
+        use).  Commands in flight keep theirs: only the subscription may have been cut."""
         if self.client is not None:
-            await self.client.connection_pool.disconnect()
+            try:
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+            except Exception as exc:
+                log.debug("dropping idle Redis connections: %s", exc)
 
     async def call(self, op: Awaitable[T]) -> T:
         """Await a Redis operation; turn its failures into the core's errors."""
@@ -240,7 +244,10 @@ class RedisLink:
                 raise Unavailable(UNREACHABLE) from exc
             if isinstance(exc, rexc.RedisError):
                 raise StoreError(f"the shared store refused the write: {exc}") from exc
-            raise
+            # The client library in a state it did not expect (e.g. a connection closed under
+            # it): the caller gets a clear error, not a 500; the log keeps the details.
+            log.warning("Redis call failed unexpectedly", exc_info=True)
+            raise Unavailable(UNREACHABLE) from exc
 
 
 class RedisStore(Store):

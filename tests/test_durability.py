@@ -96,8 +96,8 @@ class ServerProcess:
                 try:
                     if (await api.request("GET", "/healthz", timeout=2.0)).status == 200:
                         return
-                except OSError:
-                    pass  # not listening yet
+                except (OSError, HTTPClientError):
+                    pass  # not listening yet (refused, or closed mid-answer while starting)
                 await asyncio.sleep(0.05)
         finally:
             api.close()

@@ -99,13 +99,16 @@ async def collect(sock: Socket, seen: list[dict], messages: int) -> list[dict]:
     return seen
 
 
-async def history(user: User) -> list[dict]:
+async def history(user: User, through: int = 0) -> list[dict]:
+    """Every event from id 1 on, as far as id ``through`` at least (a long-poll waits for it)."""
     events, cursor = [], 0
     while True:
-        resp = await user.poll(after=cursor, wait=0)
+        resp = await user.poll(after=cursor, wait=0 if cursor >= through else 10)
         assert resp.status == 200 and not resp.json["truncated"]
         if not resp.json["events"]:
-            return events
+            if cursor >= through:
+                return events
+            continue
         events += resp.json["events"]
         cursor = resp.json["cursor"]
 
@@ -138,7 +141,7 @@ async def test_clients_on_three_processes_see_the_same_events_in_order_and_the_s
 
     await asyncio.gather(*(ws_sender(s, n) for s, n in zip(socks, names, strict=True)), http_sender())
     streams = [await w.until_messages(20) for w in watchers]
-    stored = await history(dewi)
+    stored = await history(dewi, through=streams[0][-1]["id"])
     assert [notice(e) for e in stored] == [notice(e) for e in streams[0]]
     assert [notice(e) for e in streams[1]] == [notice(e) for e in streams[0]]
     assert [notice(e) for e in streams[2]] == [notice(e) for e in streams[0]]
@@ -194,7 +197,7 @@ async def test_a_retried_send_is_stored_once_across_processes(apis):
     ack = await sock.recv_until(lambda f: f["type"] == "ack")
     assert first.status == again.status == 201
     assert first.json["id"] == again.json["id"] == ack["id"]
-    messages = [e for e in await history(ani) if e["type"] == "message"]
+    messages = [e for e in await history(ani, through=first.json["id"]) if e["type"] == "message"]
     assert [(e["id"], e["text"]) for e in messages] == [(first.json["id"], "hanya sekali")]
     sock.close()
 
