@@ -27,6 +27,7 @@ from tornado.options import OptionParser
 from handlers import AppConfig, NotFoundHandler, routes
 from handlers.base import log_failed_request
 from handlers.pinger import Pinger
+from handlers.ws import WS_MAX_FRAME_BYTES
 from rooms import ChatError, Hub, HubConfig, Retention, make_store
 
 log = logging.getLogger("obrolan")
@@ -73,22 +74,22 @@ class Settings:
     data_dir: str = "./data"
     store: str = "sqlite"
     history_max_events: int = 0
-    history_max_age: float = 0.0
+    history_max_age: float = 0.0  # seconds
     cookie_secret: str = ""
     allowed_origins: list[str] = field(default_factory=list)
-    buffer_size: int = 1000
-    presence_grace: float = 10.0
-    rate_limit: float = 5.0
+    buffer_size: int = 1000  # events per room
+    presence_grace: float = 10.0  # seconds
+    rate_limit: float = 5.0  # messages per second per session
     rate_burst: int = 10
-    max_message_length: int = 2000
-    max_backlog: int = 1 << 20
-    ping_interval: float = 25.0
+    max_message_length: int = 2000  # characters
+    max_backlog: int = 1 << 20  # bytes
+    ping_interval: float = 25.0  # seconds
     debug: bool = False
     event_loop: str = "asyncio"  # read by main(), not by make_app
     access_log: bool = False
     redis_url: str = ""
     processes: int = 1
-    presence_expiry: float = 5.0
+    presence_expiry: float = 5.0  # seconds
 
 
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> tuple[Settings, str, int]:
@@ -162,7 +163,7 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
         autoescape="xhtml_escape",
         cross_origin_protection=True,  # refuses cross-site form posts; curl sends no Origin
         websocket_ping_interval=0,  # the Pinger pings every socket from one timer
-        websocket_max_message_size=65536,
+        websocket_max_message_size=WS_MAX_FRAME_BYTES,
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},
         debug=settings.debug,

@@ -19,8 +19,8 @@ from .pages import RoomPage
 LONGPOLL_DEFAULT_WAIT_S = 25.0
 LONGPOLL_MAX_WAIT_S = 60.0
 LONGPOLL_MAX_EVENTS = 500  # per answer; the client continues from the cursor
-HISTORY_PAGE_DEFAULT = 50
-HISTORY_PAGE_MAX = 200
+HISTORY_PAGE_DEFAULT = 50  # events per page when no limit is given
+HISTORY_PAGE_MAX = 200  # events per page at most
 
 
 def slice_body(sl: Slice) -> bytes:
@@ -67,8 +67,7 @@ class MessagesHandler(RoomPage):
             await self.page_back(room, before, parse_limit(self.raw_query("limit")))
             return
         wait_s = parse_wait(self.raw_query("wait"))
-        self.hub.check_name(room, session)
-        conn = await self.hub.connect(room, session)  # a poll in progress makes the user present
+        conn = await self.hub.connect(room, session)  # a poll in progress makes the user present (name checked)
         try:
             sl = await self.hub.read(room, after, epoch, LONGPOLL_MAX_EVENTS)
             if after is not None and not sl.events and not sl.truncated and wait_s > 0:
@@ -144,7 +143,7 @@ class UsersHandler(BaseHandler):
     async def get(self, room: str) -> None:
         room = self.path_room(room)
         self.require_session()
-        self.send_json({"users": self.hub.users(room)})
+        self.send_json({"users": await self.hub.users(room)})
 
 
 class RoomsHandler(BaseHandler):

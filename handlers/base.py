@@ -18,6 +18,7 @@ from tornado.web import create_signed_value, decode_signed_value
 
 from rooms import Hub, Session, errors
 from rooms.events import dumps, loads
+from rooms.validation import clean_room
 
 from .pinger import Pinger
 
@@ -103,8 +104,6 @@ class SessionMixin:
             return False
 
     def path_room(self, room: str) -> str:
-        from rooms.validation import clean_room
-
         return clean_room(room)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

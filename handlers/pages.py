@@ -127,7 +127,7 @@ class JoinHandler(JoinPage):
             # included, so its presence and its messages go on under one name.
             same = current is not None and name_key(current.name) == name_key(name)
             session = current if same and current else Session(secrets.token_hex(16), name)
-            self.hub.check_name(room, session)
+            await self.hub.check_name(room, session)
         except errors.ChatError as exc:
             if api:
                 raise
@@ -170,7 +170,7 @@ class RoomPage(PageHandler):
             sl = await self.hub.read(room, None)
             events, epoch, cursor = sl.events, sl.epoch, sl.cursor
         self.set_status(status)
-        self.render("room.html", room=room, me=session.name, users=self.hub.users(room), events=events,
+        self.render("room.html", room=room, me=session.name, users=await self.hub.users(room), events=events,
                     epoch=epoch, cursor=cursor, error=error, text=text, room_path=room_path,
                     older=events[0].id if events and events[0].id > 1 else None,
                     continues=continues, client_strings=client_strings(self.locale),

@@ -2,9 +2,10 @@
 
 Tornado's own ``websocket_ping_interval`` runs a task per socket that sleeps
 between pings: about 1.7 KiB per idle member.  Here one timer per application
-does a round every ``interval_s``, a slice of sockets per loop callback: a socket that has not answered the previous
-round's ping is closed (as Tornado does when its ping times out, with the ping
-timeout equal to the interval), the others are pinged again.
+does a round every ``interval_s``, :data:`PING_SLICE` sockets per loop callback: a
+socket that has not answered the previous round's ping is closed (as Tornado does
+when its ping times out, with the ping timeout equal to the interval), the others
+are pinged again.
 """
 
 from __future__ import annotations

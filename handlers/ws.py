@@ -1,7 +1,8 @@
 """The room WebSocket: replay after a cursor, then live events and presence.
 
 Broadcast frames are built once per payload (:func:`text_frame`, cached in
-``Payload.wire``) and written straight to the connection's stream, so a room of
+``Payload.wire``) and written through a :class:`~handlers.wire.DirectWriter`
+(the socket first, the stream only for what the kernel did not take), so a room of
 thousands costs one encode per event.  A reader whose unsent backlog passes
 ``max_backlog_bytes`` is closed with 1013 and resumes later from its cursor.
 """
@@ -90,7 +91,7 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self.session = self.require_session()
         self.after = parse_cursor(self.raw_query("after"))
         self.epoch = self.raw_query("epoch") or None
-        self.hub.check_name(self.room, self.session)
+        await self.hub.check_name(self.room, self.session)
 
     def check_origin(self, origin: str) -> bool:
         if origin.rstrip("/") in self.config.allowed_origins:
@@ -199,9 +200,6 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self.config.pinger.pong(self)
 
     # -- Listener -----------------------------------------------------------------
-
-    def send_payload(self, payload: Payload) -> None:
-        self._send_frame(cached_frame(payload))
 
     def send_batch(self, batch: Batch) -> None:
         frames = batch_frames(batch)

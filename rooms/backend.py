@@ -1,8 +1,8 @@
 """The seams a multi-process deployment plugs into the hub: a broker and a presence backend.
 
 One process needs neither: the hub publishes its own appends to its own listeners and
-:class:`LocalPresence` (the default) decides joins and leaves from this process's
-connections alone.  With many processes sharing one history (``--redis-url``):
+the base :class:`PresenceBackend` (the default) decides joins and leaves from this
+process's connections alone.  With many processes sharing one history (``--redis-url``):
 
 * a :class:`Broker` subscribes to the rooms this process holds (``hold``/``release``),
   hands every event appended anywhere to ``hub.deliver_remote`` (the same publish path,
@@ -20,13 +20,13 @@ import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from .buffer import RoomBuffer
 from .errors import ChatError
 from .events import Draft, Event, Payload
 from .presence import RoomPresence, Session
 
 if TYPE_CHECKING:
-    from .hub import Hub, Room
+    from .hub import Hub
+    from .room import Room
 
 log = logging.getLogger("obrolan.hub")
 
@@ -92,9 +92,6 @@ class PresenceBackend:
         return was_member
 
 
-LocalPresence = PresenceBackend
-
-
 class BackendHooks:
     """What a broker or presence backend calls on the hub (mixed into :class:`~rooms.hub.Hub`)."""
 
@@ -112,14 +109,14 @@ class BackendHooks:
         self._publish(room, event)
         if event.type != "message":
             # After the join/leave event, as for our own: the user list that goes with it.
-            self._broadcast(room, self.presence_payload(room))
+            room.broadcast(self.presence_payload(room))
         return room.buffer.last_id
 
     def deliver_ephemeral(self: Hub, name: str, payload: Payload) -> None:
         """A notice from another process that is never stored (typing)."""
         room = self._rooms.get(name)
         if room is not None:
-            self._broadcast(room, payload)
+            room.broadcast(payload)
 
     def presence_changed(self: Hub, name: str, gone: list[Session]) -> None:
         """The room-wide user list changed; ``gone`` left through another process (their
@@ -129,7 +126,7 @@ class BackendHooks:
             return
         for session in gone:
             self._drop_member(room, session)
-        self._broadcast(room, self.presence_payload(room))
+        room.broadcast(self.presence_payload(room))
 
     async def announce(self: Hub, name: str, kind: str, session: Session) -> None:
         """Store and publish a join or leave that this process's presence backend claimed."""
@@ -152,7 +149,7 @@ class BackendHooks:
             return
         state = await self.store.open_room(name, self.config.buffer_size)
         log.warning("history of %s reloaded (epoch %s -> %s)", name, room.buffer.epoch, state.epoch)
-        room.buffer = RoomBuffer(state.epoch, state.last_id, state.recent, self.config.buffer_size)
+        room.buffer = self._buffer(state)
         room.outbox.clear()
         for listener in tuple(room.listeners):
             listener.close_for(CLOSE_HISTORY_RESET, "the room's history changed; resume from your cursor")

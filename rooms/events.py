@@ -14,8 +14,6 @@ from typing import Any
 
 import orjson
 
-EVENT_TYPES = ("message", "join", "leave")
-
 
 def dumps(obj: Any) -> bytes:
     # orjson returns its bytes inside a 4 KiB allocation however short the JSON is; the

@@ -3,6 +3,11 @@
 It never sees a request.  Handlers authenticate, parse and serialise; the hub
 validates what it is given, talks to the store, and pushes pre-encoded payloads
 to listeners.  Each long-poll waiter has a future, resolved on publish.
+
+Split by seam: :mod:`rooms.room` (a loaded room, its broadcast batching, ``Page``),
+:mod:`rooms.membership` (connect, attach, disconnect, leave: mixed in here) and
+:class:`rooms.backend.BackendHooks` (what a broker or presence backend calls).
+This module keeps the life cycle, opening rooms, reading, waiting and writing.
 """
 
 from __future__ import annotations
@@ -10,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import validation
 from .backend import BackendHooks, Broker, PresenceBackend
 from .buffer import RoomBuffer, Slice
-from .errors import ChatError
-from .events import Batch, Draft, Event, Payload, dumps, presence_payload
-from .presence import Connection, Listener, Member, RoomPresence, Session
+from .events import Draft, Event, Payload, dumps
+from .membership import Membership
+from .presence import Connection, Listener, Session
 from .ratelimit import TokenBucketLimiter
-from .store import Store
+from .room import PRESENCE_JSON_PREFIX, Page, Room, latest_presence_only
+from .store import RoomState, Store
 
 log = logging.getLogger("obrolan.hub")
 
@@ -27,78 +33,25 @@ TAIL_EVENTS = 50  # "the last 50": what a fresh client or a truncated answer get
 READ_LIMIT_MAX = 1000  # events in one answer; the client continues from the cursor
 ROOM_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-polls to be answered
+SHUTDOWN_TASKS_S = 2.0  # then this long at most for background announcements (leaves) to finish
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
+
+
+__all__ = ["PRESENCE_JSON_PREFIX", "READ_LIMIT_MAX", "TAIL_EVENTS", "Hub", "HubConfig", "Page", "Room",
+           "latest_presence_only"]
 
 
 @dataclass
 class HubConfig:
-    buffer_size: int = 1000
+    buffer_size: int = 1000  # events held in memory per room
     presence_grace_s: float = 10.0
     rate_limit_per_s: float = 5.0
-    rate_burst: int = 10
+    rate_burst: int = 10  # messages a session may send at once before the rate applies
     max_message_chars: int = validation.TEXT_MAX_CHARS_DEFAULT
     room_idle_s: float = 300.0
 
 
-@dataclass(eq=False)
-class Room:
-    name: str
-    buffer: RoomBuffer
-    presence: RoomPresence = field(default_factory=RoomPresence)
-    listeners: set[Listener] = field(default_factory=set)
-    # Long-poll waiters: each its own future (awaited directly by its handler), and its timeout.
-    waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
-    typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice
-    active_at: float = field(default_factory=time.monotonic)
-    writing: int = 0  # appends in flight: the room stays loaded until they are published
-    outbox: list[Payload] = field(default_factory=list)  # broadcast this loop iteration, not yet sent
-
-    @property
-    def waiting(self) -> int:
-        """Long-polls waiting in this room now."""
-        return len(self.waiters)
-
-    def idle(self) -> bool:
-        return not (self.listeners or self.presence.members or self.waiters or self.writing)
-
-    def flush(self) -> None:
-        """Hand the payloads queued by :meth:`Hub._broadcast` to every listener, as one batch."""
-        if not self.outbox:
-            return
-        batch = Batch(latest_presence_only(self.outbox))
-        self.outbox = []
-        # A listener may close (and leave the set) while we send: iterate a copy.
-        for listener in tuple(self.listeners):
-            listener.send_batch(batch)
-
-
-PRESENCE_JSON_PREFIX = b'{"type":"presence"'
-
-
-def latest_presence_only(payloads: list[Payload]) -> list[Payload]:
-    """A user list is a snapshot: of those broadcast in one batch only the last one is sent.
-
-    A burst of joins (many appends committed together) would otherwise send every member
-    one full user list per join: quadratic bytes for a big room.
-    """
-    lists = [i for i, p in enumerate(payloads) if p.json.startswith(PRESENCE_JSON_PREFIX)]
-    if len(lists) < 2:
-        return payloads
-    drop = set(lists[:-1])
-    return [p for i, p in enumerate(payloads) if i not in drop]
-
-
-@dataclass(slots=True)
-class Page:
-    """A page of history going back: ``events`` oldest first."""
-
-    events: list[Event]
-    epoch: str
-    has_more: bool  # older events are held: ask again with before=events[0].id
-    truncated: bool  # older events existed but are no longer held (retention, or memory only)
-
-
-class Hub(BackendHooks):
+class Hub(Membership, BackendHooks):
     def __init__(self, store: Store, config: HubConfig | None = None, broker: Broker | None = None,
                  presence: PresenceBackend | None = None) -> None:
         self.store = store
@@ -143,7 +96,7 @@ class Hub(BackendHooks):
             except TimeoutError:
                 log.warning("%d long-polls were not answered in time", len(self._polls))
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2.0)
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TASKS_S)
         if self.broker is not None:
             await self.broker.close()
         await self.store.close()
@@ -184,8 +137,7 @@ class Hub(BackendHooks):
         try:
             if self.broker is not None:
                 await self.broker.hold(name)  # subscribed before reading the state: nothing slips between
-            state = await self.store.open_room(name, self.config.buffer_size)
-            room = Room(name, RoomBuffer(state.epoch, state.last_id, state.recent, self.config.buffer_size))
+            room = Room(name, self._buffer(await self.store.open_room(name, self.config.buffer_size)))
             self._rooms[name] = room
             future.set_result(room)
             return room
@@ -198,18 +150,11 @@ class Hub(BackendHooks):
         finally:
             del self._opening[name]
 
+    def _buffer(self, state: RoomState) -> RoomBuffer:
+        return RoomBuffer(state.epoch, state.last_id, state.recent, self.config.buffer_size)
+
     def loaded(self, name: str) -> Room | None:
         return self._rooms.get(name)
-
-    def users(self, name: str) -> list[str]:
-        room = self._rooms.get(name)
-        return self.presence.users(name, room.presence) if room else []
-
-    def check_name(self, name: str, session: Session) -> None:
-        """Raise NameTaken if ``session``'s name is present in room ``name`` under another session."""
-        room = self._rooms.get(name)
-        if room is not None:
-            self.presence.check(name, room.presence, session)
 
     async def rooms_info(self) -> list[dict[str, object]]:
         """Rooms known to the store or in memory, busiest first."""
@@ -283,12 +228,6 @@ class Hub(BackendHooks):
         full = len(events) == limit
         return Page(events, epoch, has_more=older and full, truncated=older and not full)
 
-    async def wait(self, name: str, after: int, timeout_s: float) -> None:
-        """Return when the room has events after ``after``, at ``timeout_s``, or at shutdown."""
-        waiter = await self.waiter(name, after, timeout_s)
-        if waiter is not None:
-            await waiter
-
     async def waiter(self, name: str, after: int, timeout_s: float) -> asyncio.Future[None] | None:
         """A future resolved when the room has events after ``after``, at ``timeout_s`` or at shutdown;
         None when there is no need to wait.  Cancel it to stop waiting.
@@ -358,7 +297,7 @@ class Hub(BackendHooks):
             return False
         room.typing_at[session.sid] = now
         payload = Payload(dumps({"type": "typing", "user": session.name}))
-        self._broadcast(room, payload)
+        room.broadcast(payload)
         if self.broker is not None:
             self.broker.relay(name, payload)
         return True
@@ -366,18 +305,8 @@ class Hub(BackendHooks):
     def _publish(self, room: Room, event: Event) -> None:
         room.active_at = time.monotonic()
         for ready in room.buffer.append(event):
-            self._broadcast(room, ready.payload)
+            room.broadcast(ready.payload)
         self._wake(room)
-
-    @staticmethod
-    def _broadcast(room: Room, payload: Payload) -> None:
-        # Queued and sent at the next loop iteration: what a room broadcasts in one
-        # iteration reaches each member in one write (Room.flush), not one per payload.
-        if not room.listeners:
-            return
-        if not room.outbox:
-            asyncio.get_running_loop().call_soon(room.flush)
-        room.outbox.append(payload)
 
     def batch_pending(self, name: str, listener: Listener) -> bool:
         """True when ``listener`` is about to get a batch of room ``name``'s broadcasts.
@@ -386,121 +315,6 @@ class Hub(BackendHooks):
         """
         room = self._rooms.get(name)
         return room is not None and bool(room.outbox) and listener in room.listeners
-
-    def presence_payload(self, room: Room) -> Payload:
-        return presence_payload(self.presence.users(room.name, room.presence))
-
-    async def _announce(self, room: Room, kind: str, session: Session) -> None:
-        """Store and publish a join/leave event, then the new user list."""
-        try:
-            await self._append(room, Draft(kind, room.name, session.name, None, session.sid))
-        except ChatError as exc:  # the store is failing: presence still changes
-            log.warning("could not store %s of %s in %s: %s", kind, session.name, room.name, exc.detail)
-        self._broadcast(room, self.presence_payload(room))
-
-    # -- presence -----------------------------------------------------------------
-
-    async def connect(self, name: str, session: Session, listener: Listener | None = None) -> Connection:
-        """Register a live connection; the first one of a session announces a join."""
-        room = await self.room(name)
-        self.presence.check(name, room.presence, session)
-        conn = Connection(name, session, listener)
-        member, joined = room.presence.add(conn)
-        if joined:
-            try:
-                joined = await self.presence.joined(name, session)  # False: present through another process
-            except ChatError:
-                member.connections.discard(conn)
-                if not member.connections:
-                    room.presence.remove_member(member)
-                raise
-            if joined:
-                await self._announce(room, "join", session)
-        if listener is None:
-            self._polls.add(conn)
-        return conn
-
-    async def attach(self, conn: Connection, after: int | None, epoch: str | None) -> Slice | None:
-        """Replay what ``conn`` missed and start broadcasting to its listener, with no gap.
-
-        Returns the replay (every event after ``after`` however many, or the tail),
-        or ``None`` if the connection closed meanwhile.
-        """
-        room = await self.room(conn.room)
-        first = await self.read(conn.room, after, epoch)
-        events = list(first.events)
-        cursor = first.cursor
-        while not conn.closed and cursor < room.buffer.last_id:
-            more = await self.read(conn.room, cursor, first.epoch)
-            if more.truncated:  # fell out of history while we read: give the tail honestly
-                first, events, cursor = more, list(more.events), more.cursor
-                continue
-            events.extend(more.events)
-            cursor = more.cursor
-        if conn.closed or conn.listener is None:
-            return None
-        # No await between the last read and this line: nothing can slip in between.
-        room.flush()  # broadcasts still queued are in the replay: the new listener must not get them twice
-        room.listeners.add(conn.listener)
-        return Slice(events, cursor, first.epoch, first.truncated)
-
-    def disconnect(self, conn: Connection) -> None:
-        """A connection ended; the member leaves after the grace period if it was the last."""
-        self._polls.discard(conn)  # before the closed check: leave() closes a poll's connection early
-        if not self._polls and self._polls_answered is not None and not self._polls_answered.done():
-            self._polls_answered.set_result(None)
-        if conn.closed:
-            return
-        conn.closed = True
-        room = self._rooms.get(conn.room)
-        if room is None:
-            return
-        if conn.listener is not None:
-            room.listeners.discard(conn.listener)
-        room.active_at = time.monotonic()
-        member = room.presence.member_of(conn.session)
-        if member is None or conn not in member.connections:
-            return
-        member.connections.discard(conn)
-        if not member.connections and not self.closing:
-            loop = asyncio.get_running_loop()
-            member.leave_timer = loop.call_later(
-                self.config.presence_grace_s, self._expire, room, member)
-
-    def _expire(self, room: Room, member: Member) -> None:
-        member.leave_timer = None
-        if not member.connections and room.presence.remove_member(member):
-            room.typing_at.pop(member.session.sid, None)
-            self._spawn(self._leave_after_grace(room, member.session))
-
-    async def _leave_after_grace(self, room: Room, session: Session) -> None:
-        if await self.presence.expired(room.name, session):  # False: still present through another process
-            await self._announce(room, "leave", session)
-
-    async def leave(self, name: str, session: Session) -> bool:
-        """Leave now: announce it and close the session's sockets in the room with 1000."""
-        room = self._rooms.get(name)
-        if room is None and self.presence.shared:
-            room = await self.room(name)  # the session may be present through another process
-        member = room.presence.member_of(session) if room else None
-        if room is None or not await self.presence.left(name, session, member is not None):
-            return False
-        self._drop_member(room, session)
-        await self._announce(room, "leave", session)
-        return True
-
-    def _drop_member(self, room: Room, session: Session) -> None:
-        """Remove the session's member here and close its sockets in the room with 1000."""
-        member = room.presence.member_of(session)
-        if member is None:
-            return
-        room.presence.remove_member(member)
-        room.typing_at.pop(session.sid, None)
-        for conn in tuple(member.connections):
-            conn.closed = True
-            if conn.listener is not None:
-                room.listeners.discard(conn.listener)
-                conn.listener.close_for(1000, "left the room")
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import NameTaken
-from .events import Batch, Payload
+from .events import Batch
 from .validation import name_key
 
 
@@ -26,8 +26,6 @@ class Session:
 
 class Listener(Protocol):
     """A live recipient of a room's broadcasts (a WebSocket connection)."""
-
-    def send_payload(self, payload: Payload) -> None: ...
 
     def send_batch(self, batch: Batch) -> None:
         """Everything broadcast to the room in one loop iteration, in order."""
