@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 
 from chat import Settings, make_app
+from rooms.ratelimit import TokenBucketLimiter
 from tests.chatclient import Api
 
 
@@ -49,3 +50,14 @@ def api(chat_url):
 @pytest.fixture
 def hub(app):
     return app.hub
+
+
+@pytest.fixture
+def rate_clock_stopped(hub) -> None:
+    """The hub's rate limiter, same rate and burst, on a clock that stands still.
+
+    A test that spends its burst and expects the next send refused would otherwise pass
+    only if the machine gets through it before a token refills (1 s at rate_limit=1).
+    """
+    limiter = hub.limiter
+    hub.limiter = TokenBucketLimiter(limiter.rate_per_s, limiter.burst, clock=lambda: 0.0)

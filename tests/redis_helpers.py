@@ -12,32 +12,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ROOT, ChatProcess, free_port, stop_process, wait_until
+
+__all__ = ["ROOT", "ChatServer", "Nginx", "RedisServer", "free_port", "start_servers", "stop_process",
+           "wait_until"]
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-READY_TIMEOUT_S = 15.0
 COOKIE_SECRET = "scale-out-test-secret"  # every process must sign sessions alike
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(ready, what: str, proc: subprocess.Popen | None = None, timeout_s: float = READY_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        if ready():
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"{what} not ready within {timeout_s} s")
 
 
 def port_open(port: int) -> bool:
@@ -46,17 +29,6 @@ def port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 5.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 class RedisServer:
@@ -101,59 +73,17 @@ class RedisServer:
             stop_process(self.proc)
 
 
-class ChatServer:
-    """``python chat.py`` on its own port, against a shared Redis."""
+class ChatServer(ChatProcess):
+    """``python chat.py`` on its own port and data dir (``workdir/name``), against a shared Redis."""
 
     def __init__(self, workdir: Path, name: str, redis_url: str, *args: str) -> None:
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.redis_url = redis_url
-        self.args = list(args)
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "server.log"
-
-    def command(self) -> list[str]:
-        return [sys.executable, str(ROOT / "chat.py"), f"--port={self.port}", f"--redis-url={self.redis_url}",
-                f"--data-dir={self.dir / 'data'}", f"--cookie-secret={COOKIE_SECRET}", "--presence-grace=0.3",
-                "--presence-expiry=1", "--rate-limit=0", *self.args]
-
-    def spawn(self) -> ChatServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OBROLAN_")}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        return self
-
-    def wait_ready(self) -> ChatServer:
-        wait_until(self.healthy, f"server {self.name}", self.proc)
-        return self
-
-    def start(self) -> ChatServer:
-        return self.spawn().wait_ready()
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=0.5) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGKILL)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
+        super().__init__(self.dir / "data", f"--redis-url={redis_url}", f"--cookie-secret={COOKIE_SECRET}",
+                         "--presence-grace=0.3", "--presence-expiry=1", "--rate-limit=0", *args,
+                         log_path=self.dir / "server.log")
 
 
 def start_servers(workdir: Path, redis_url: str, count: int, *args: str) -> list[ChatServer]:

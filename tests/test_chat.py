@@ -51,6 +51,9 @@ async def test_event_fields(api):
     assert ts[20:23].isdigit()
 
 
+# Budi is present only while a poll is in progress: a long grace keeps him from leaving between
+# his poll and his post, however slow the machine is to get from one to the other.
+@pytest.mark.settings(presence_grace=30.0)
 @pytest.mark.gen_test
 async def test_websocket_user_and_longpoll_user_chat_both_ways(api):
     ani = await api.join("Ani", "mixed")

@@ -12,11 +12,7 @@ import asyncio
 import os
 import resource
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,105 +26,31 @@ from rooms.events import Draft
 from rooms.sqlite_schema import APPLICATION_ID, MIGRATIONS
 from rooms.sqlite_store import SQLiteStore
 from tests.chatclient import Api, Response, Socket, User, room_url
+from tests.servers import ChatProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "durability-test-secret"
 ROOM = "Proyek PBO"
-READY_TIMEOUT_S = 20.0
 # Root writes to 0444 files anyway (CAP_DAC_OVERRIDE): without that capability it cannot.
 ROOT_IGNORES_FILE_MODES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``python chat.py`` on a data dir; started, killed and restarted by the tests."""
-
-    def __init__(self, data_dir: Path, log_path: Path | None, args: list[str]) -> None:
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.args = args
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, *extra: str, honour_file_modes: bool = False, max_file_bytes: int | None = None) -> None:
-        self._spawn(extra, honour_file_modes, max_file_bytes)
-        await self._wait_ready()
-
-    def _spawn(self, extra: tuple[str, ...], honour_file_modes: bool, max_file_bytes: int | None) -> None:
-        def limit_file_size() -> None:  # in the child: writes past the limit fail as on a full disk
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
-        cmd = [*(ROOT_IGNORES_FILE_MODES if honour_file_modes else []),
-               sys.executable, str(ROOT / "chat.py"), f"--port={self.port}", "--address=127.0.0.1",
-               f"--data-dir={self.data_dir}", "--store=sqlite", f"--cookie-secret={SECRET}",
-               "--rate-limit=0", "--presence-grace=0.3", *self.args, *extra]
-        # The log file counts against a file-size limit too: that server logs nowhere.
-        log = open(self.log_path, "ab") if self.log_path and max_file_bytes is None else None
-        try:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log or subprocess.DEVNULL,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-                preexec_fn=limit_file_size if max_file_bytes is not None else None)
-        finally:
-            if log:
-                log.close()
-
-    async def _wait_ready(self) -> None:
-        # Polling is fine here: an external process becoming ready.
-        api = Api(self.url)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        try:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"server exited with {self.proc.returncode}: {self.log()}")
-                try:
-                    if (await api.request("GET", "/healthz", timeout=2.0)).status == 200:
-                        return
-                except (OSError, HTTPClientError):
-                    pass  # not listening yet (refused, or closed mid-answer while starting)
-                await asyncio.sleep(0.05)
-        finally:
-            api.close()
-        raise AssertionError(f"server not ready in {READY_TIMEOUT_S} s: {self.log()}")
-
-    def log(self) -> str:
-        if self.log_path and self.log_path.exists():
-            return self.log_path.read_text(errors="replace")[-3000:]
-        return ""
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # SIGKILL: no flush, no goodbye
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+def file_size_limit(max_bytes: int):
+    """For ``preexec_fn``: in the child, writes past ``max_bytes`` fail as on a full disk."""
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    return limit
 
 
 @pytest.fixture
 def servers(tmp_path):
-    started: list[ServerProcess] = []
+    """``servers(*args)``: a ``python chat.py`` on SQLite in the test's data dir (killed at the end)."""
+    started: list[ChatProcess] = []
 
-    def make(*args: str) -> ServerProcess:
-        server = ServerProcess(tmp_path / "data", tmp_path / f"server{len(started)}.log", list(args))
+    def make(*args: str) -> ChatProcess:
+        server = ChatProcess(tmp_path / "data", "--store=sqlite", f"--cookie-secret={SECRET}", "--rate-limit=0",
+                             "--presence-grace=0.3", *args, log_path=tmp_path / f"server{len(started)}.log")
         started.append(server)
         return server
 
@@ -187,7 +109,7 @@ async def wait_ack(sock: Socket, client_id: str) -> dict[str, Any] | None:
 @pytest.mark.gen_test(timeout=90)
 async def test_kill_9_loses_no_acknowledged_event_and_clients_resume(servers):
     server = servers()
-    await server.start()
+    await server.started()
     api = Api(server.url)
     try:
         # A WebSocket follower and a long-poll follower, there from the first event.
@@ -269,7 +191,7 @@ async def test_kill_9_loses_no_acknowledged_event_and_clients_resume(servers):
         assert len(acked) >= target_acks
         ws_before, poll_before = list(ws_seen), list(poll_seen)
 
-        await server.start()  # same data dir, same port
+        await server.started()  # same data dir, same port
 
         # Both followers resume from their cursors: same epoch, nothing missed, nothing twice.
         follower = await wati.ws(after=ws_seen[-1], epoch=epoch)
@@ -347,9 +269,9 @@ async def test_kill_9_loses_no_acknowledged_event_and_clients_resume(servers):
 # -- failures: read-only, full ----------------------------------------------------------------
 
 
-async def seed(server: ServerProcess, count: int) -> tuple[str, list[dict[str, Any]]]:
+async def seed(server: ChatProcess, count: int) -> tuple[str, list[dict[str, Any]]]:
     """Start ``server``, post ``count`` messages, stop it cleanly; (epoch, events)."""
-    await server.start()
+    await server.started()
     api = Api(server.url)
     try:
         user = await api.join("Ani", ROOM)
@@ -402,7 +324,7 @@ async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers)
     epoch, kept = await seed(server, 5)
     db = server.data_dir / "obrolan.sqlite3"
     db.chmod(0o444)  # the folder stays writable: SQLite may still create its -wal/-shm files
-    await server.start(honour_file_modes=True)
+    await server.started(wrapper=ROOT_IGNORES_FILE_MODES)
     api = Api(server.url)
     try:
         await assert_refused_but_readable(api, epoch, kept, "read-only")
@@ -410,7 +332,7 @@ async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers)
         api.close()
         server.stop()
     db.chmod(0o644)
-    await server.start()  # writable again: nothing false was stored, ids go on
+    await server.started()  # writable again: nothing false was stored, ids go on
     api = Api(server.url)
     try:
         ani = await api.join("Ani", ROOM)
@@ -427,8 +349,8 @@ async def test_full_disk_refuses_sends_without_false_acks(servers):
     server = servers()
     epoch, kept = await seed(server, 3)
     # Every file the server writes may grow to 64 KiB, then writes fail as on a full disk
-    # (the WAL reaches that after a few dozen commits).
-    await server.start(max_file_bytes=64 * 1024)
+    # (the WAL reaches that after a few dozen commits).  The log would count too: no log.
+    await server.started(preexec_fn=file_size_limit(64 * 1024), log=False)
     api = Api(server.url)
     acked: list[dict[str, Any]] = []
     try:
@@ -446,7 +368,7 @@ async def test_full_disk_refuses_sends_without_false_acks(servers):
     finally:
         api.close()
         server.kill()
-    await server.start()  # room again: every acknowledged event is there, and nothing else
+    await server.started()  # room again: every acknowledged event is there, and nothing else
     api = Api(server.url)
     try:
         ani = await api.join("Ani", ROOM)
@@ -573,5 +495,5 @@ async def test_newer_or_foreign_database_refuses_to_start(tmp_path, servers):
     # The server says so and exits, rather than serving without its history.
     server = servers(f"--store=sqlite:{newer}")
     with pytest.raises(AssertionError, match=r"cannot start: .*schema version"):
-        await server.start()
+        await server.started()
     assert server.proc is not None and server.proc.returncode == 1

@@ -189,6 +189,7 @@ async def test_plain_get_on_the_websocket_path_is_a_json_error(api):
 
 
 @pytest.mark.settings(rate_limit=1, rate_burst=3)
+@pytest.mark.usefixtures("rate_clock_stopped")
 @pytest.mark.gen_test
 async def test_rate_limit_http_429_with_retry_after(api):
     ani = await api.join("Ani", "rate")
@@ -205,6 +206,7 @@ async def test_rate_limit_http_429_with_retry_after(api):
 
 
 @pytest.mark.settings(rate_limit=1, rate_burst=3)
+@pytest.mark.usefixtures("rate_clock_stopped")
 @pytest.mark.gen_test
 async def test_rate_limit_websocket_frame_and_connection_stays_open(api):
     ani = await api.join("Ani", "rate-ws")

@@ -84,8 +84,9 @@ async def serving(settings: Settings) -> AsyncIterator[Api]:
 
 @pytest.mark.gen_test
 async def test_rate_burst_from_the_environment_takes_effect(tmp_path):
+    # One token per 1000 s: none comes back while the test runs, however busy the machine.
     settings, _, _ = parse_settings(["chat.py", f"--data-dir={tmp_path}", "--store=memory"],
-                                    {"OBROLAN_RATE_BURST": "2", "OBROLAN_RATE_LIMIT": "1"})
+                                    {"OBROLAN_RATE_BURST": "2", "OBROLAN_RATE_LIMIT": "0.001"})
     async with serving(settings) as api:
         user = await api.join("Budi", "burst")
         assert [(await user.post(f"m{i}")).status for i in range(3)] == [201, 201, 429]

@@ -212,6 +212,7 @@ async def test_no_javascript_form_post_and_errors(api):
 
 
 @pytest.mark.settings(rate_limit=1, rate_burst=1)
+@pytest.mark.usefixtures("rate_clock_stopped")
 @pytest.mark.gen_test
 async def test_form_post_over_the_rate_limit_rerenders_with_429(api):
     cookie = await browser_join(api, "Budi", "pelan")

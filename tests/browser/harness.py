@@ -12,14 +12,8 @@ Chromium comes from the system (``apt-get install chromium``, done by scripts/te
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,80 +21,25 @@ from typing import Any
 
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ChatProcess
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_READY_TIMEOUT_S = 15.0  # a cold start of python + tornado, with other helpers busy
-SERVER_STOP_TIMEOUT_S = 10.0  # SIGTERM exits within 5 s by design; leave slack
 EXPECT_TIMEOUT_MS = 10_000
 TEST_TIMEOUT_S = 60  # for gen_test(timeout=...)
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class ChatServer(ChatProcess):
+    """``python chat.py`` for one browser test, its options from ``@pytest.mark.server(...)``."""
 
-
-class ChatServer:
-    """``python chat.py`` on a free loopback port, with its own data folder."""
-
-    def __init__(self, data_dir: Path, store: str = "memory", presence_grace: float = 5.0,
-                 **options: Any) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.options = {"store": store, "presence_grace": presence_grace, "rate_limit": 0,
-                        "cookie_secret": "browser-test-secret", **options}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir.parent / f"server-{self.port}.log"
-
-    def command(self) -> list[str]:
-        args = [f"--{k.replace('_', '-')}={v}" for k, v in self.options.items()]
-        return [sys.executable, str(ROOT / "chat.py"), f"--port={self.port}", "--address=127.0.0.1",
-                f"--data-dir={self.data_dir}", *args]
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OBROLAN_")}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        # Polling with a deadline is how we learn an external process is ready.
-        deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chat.py exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"chat.py did not listen on {self.port} within {SERVER_READY_TIMEOUT_S} s:\n"
-                           f"{self.log_tail()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(SERVER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    async def stopped(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def started(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def __init__(self, data_dir: Path, store: str = "memory", presence_grace: float = 5.0, **options: Any) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        options = {"store": store, "presence_grace": presence_grace, "rate_limit": 0,
+                   "cookie_secret": "browser-test-secret", **options}
+        super().__init__(data_dir, *(f"--{k.replace('_', '-')}={v}" for k, v in options.items()),
+                         log_path=data_dir.parent / "server.log")
 
 
 def chromium_path() -> str:
