@@ -280,3 +280,26 @@ async def test_every_process_gives_a_room_the_same_epoch(apis):
     answers = [await as_user(ani, api).poll(after=0, wait=0) for api in apis]
     assert len({r.json["epoch"] for r in answers}) == 1
     assert [e["text"] for e in answers[-1].json["events"] if e["type"] == "message"] == ["halo"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_users_and_name_clash_on_a_process_that_never_held_the_room(servers, io_loop):
+    """A process with no client in a room still answers for it from Redis."""
+    first, second = Api(servers[0].url), Api(servers[1].url)
+    try:
+        ani = await first.join("Ani", "cold room")
+        sock = await ani.ws()
+        _hello, _events, users = await sock.handshake()
+        assert users == ["Ani"]
+
+        # The second process has no client in this room: it must still ask Redis.
+        budi = await second.join("Budi", "cold room")
+        assert await budi.users() == ["Ani"]
+        clash = await second.request("POST", "/join", json_body={"name": "ANI", "room": "cold room"},
+                                     headers={"Accept": "application/json"})
+        assert clash.status == 409, clash.body
+        assert clash.json["error"] == "name_taken"
+        sock.close()
+    finally:
+        first.close()
+        second.close()
