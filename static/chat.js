@@ -9,7 +9,8 @@
  * the tail with a notice when the server says `truncated`.
  * Sending: every message gets a client_id and waits in the outbox until the
  * server acknowledges it (WS ack or HTTP 201); a resend after a reconnect reuses
- * the client_id, so the server stores it once.
+ * the client_id, so the server stores it once.  What is not yet acknowledged is
+ * also kept in sessionStorage and sent again (same client_id) after a reload.
  * User data only ever reaches the DOM through textContent / createTextNode.
  */
 (function () {
@@ -726,6 +727,45 @@
       if (S.outbox[i] === item) { S.outbox.splice(i, 1); break; }
     }
     if (item.el && item.el.parentNode) { item.el.parentNode.removeChild(item.el); }
+    saveOutbox();
+  }
+
+  // The unacknowledged part of the outbox is kept in sessionStorage (this tab only) so a
+  // reload or a restored tab sends it again with the same client_id: the server stores it
+  // once.  Without storage (blocked, full) the outbox lives in the page alone.
+  var OUTBOX_KEY = 'obrolan-outbox:' + cfg.room + ':' + cfg.me;
+
+  function tabStorage() {
+    try { return window.sessionStorage || null; } catch (e) { return null; }  // access can throw
+  }
+
+  function saveOutbox() {
+    var store = tabStorage();
+    if (!store) { return; }
+    var keep = [];
+    for (var i = 0; i < S.outbox.length; i++) {
+      if (S.outbox[i].state !== 'acked') { keep.push({ cid: S.outbox[i].cid, text: S.outbox[i].text }); }
+    }
+    try {
+      if (keep.length) { store.setItem(OUTBOX_KEY, JSON.stringify(keep)); } else { store.removeItem(OUTBOX_KEY); }
+    } catch (e) { /* quota or refused: the page still has them */ }
+  }
+
+  // Back in the outbox, as waiting: connect() sends them once the stream is up.
+  function restoreOutbox() {
+    var store = tabStorage();
+    var saved = null;
+    if (!store) { return; }
+    try { saved = JSON.parse(store.getItem(OUTBOX_KEY) || 'null'); } catch (e) { saved = null; }
+    if (!saved || typeof saved.length !== 'number') { return; }
+    for (var i = 0; i < saved.length; i++) {
+      var entry = saved[i];
+      if (!entry || typeof entry.cid !== 'string' || typeof entry.text !== 'string' || findItem(entry.cid)) { continue; }
+      var item = { cid: entry.cid, text: entry.text, state: 'queued', id: null, error: null, el: null, notBefore: 0 };
+      S.outbox.push(item);
+      renderItem(item);
+      itemLabel(item);
+    }
   }
 
   function renderItem(item) {
@@ -766,6 +806,7 @@
   function queueMessage(text) {
     var item = { cid: newClientId(), text: text, state: 'queued', id: null, error: null, el: null, notBefore: 0 };
     S.outbox.push(item);
+    saveOutbox();
     renderItem(item);
     itemLabel(item);
     scrollToBottom();
@@ -828,6 +869,7 @@
     if (!item) { return; }
     item.state = 'acked';
     item.id = id;
+    saveOutbox();
     settleOutbox();
     updatePendingLabels();
   }
@@ -988,5 +1030,7 @@
     setState('history');
     return;
   }
+  restoreOutbox();
+  scrollToBottom();
   connect();
 }());

@@ -1,4 +1,5 @@
-"""The chat page in a real headless Chromium: the eight paths of issue 4, one test each.
+"""The chat page in a real headless Chromium: the eight paths of issue 4 and the outbox surviving a
+reload, one test each.
 
 Every assertion is about what a person sees: text on the page, the connection badge,
 the user list.  Waits are Playwright's ``expect`` with a bounded timeout, never sleeps.
@@ -6,8 +7,11 @@ the user list.  Waits are Playwright's ``expect`` with a bounded timeout, never 
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlsplit
+
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, WebSocketRoute, expect
 
 from tests.browser.harness import TEST_TIMEOUT_S, chromium, person
 from tests.chatclient import Api
@@ -239,6 +243,74 @@ async def test_server_restart_shows_reconnecting_then_live_and_loses_nothing(cha
                 assert ids == list(range(ids[0], ids[-1] + 1)), ids  # no gap, no duplicate
                 assert ids[-1] == history[-1]["id"]
                 await expect(who.page.locator("#messages .event.system")).to_have_count(0)  # no reset
+                who.assert_no_page_errors()
+    finally:
+        api.close()
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_unsent_message_survives_reloads_and_is_stored_and_shown_once(chat_server):
+    api = Api(chat_server.url)
+    network = {"mode": "up"}  # "down": Ani's WebSocket and /messages fail; "no_acks": acks are lost
+
+    async def ws_route(ws: WebSocketRoute) -> None:
+        if network["mode"] == "down":
+            await ws.close(code=4000)  # not 1000: that would mean "you left"
+            return
+        server = ws.connect_to_server()
+        if network["mode"] == "no_acks":
+            ws.on_message(server.send)
+            server.on_message(lambda frame: None if json.loads(frame)["type"] == "ack" else ws.send(frame))
+
+    async def http_route(route: Route) -> None:
+        if network["mode"] == "down":
+            await route.abort("internetdisconnected")
+        else:
+            await route.fallback()
+
+    text = "typed offline, then reloaded twice"
+    try:
+        citra = await api.join("Citra", "simpan")
+        async with chromium() as browser:
+            ani = await person(browser, chat_server, "Ani")
+            budi = await person(browser, chat_server, "Budi")
+            await ani.page.route_web_socket(lambda url: urlsplit(url).path.endswith("/ws"), ws_route)
+            await ani.page.route(lambda url: urlsplit(url).path.endswith("/messages"), http_route)
+            await ani.join("simpan")
+            await budi.join("simpan")
+            pending = ani.page.locator("#outbox li")
+
+            network["mode"] = "down"
+            await ani.page.reload()
+            await expect(ani.status).to_have_attribute("data-state", "reconnecting")
+            await ani.say(text)
+            await expect(pending.locator(".text")).to_have_text([text])
+            await expect(pending).to_contain_text("Waiting for the connection")
+            await ani.page.reload()  # still offline: the page comes back with the message waiting
+            await expect(ani.status).to_have_attribute("data-state", "reconnecting")
+            await expect(pending.locator(".text")).to_have_text([text])
+            await expect(pending).to_contain_text("Waiting for the connection")
+            await expect(ani.message(text)).to_have_count(0)
+
+            network["mode"] = "no_acks"  # back online, but the ack never reaches the page
+            await ani.page.evaluate("window.dispatchEvent(new Event('online'))")
+            await expect(budi.message(text)).to_have_count(1, timeout=RECONNECT_TIMEOUT_MS)
+            await expect(pending.locator(".text")).to_have_text([text])  # stored, not acknowledged
+
+            network["mode"] = "up"
+            await ani.page.reload()  # the server-rendered page has it; the outbox sends it again
+            await expect(ani.status).to_have_attribute("data-state", "live")
+            await expect(pending).to_have_count(0)
+            for who in (ani, budi):
+                await expect(who.message(text)).to_have_count(1)
+            await expect(ani.page.locator("#messages .mine .text")).to_have_text([text])  # sent, as Ani's
+            history = (await citra.poll(limit=200)).json["events"]
+            assert [e["text"] for e in history if e["type"] == "message"] == [text]
+            await ani.page.reload()  # nothing left to send
+            await expect(ani.status).to_have_attribute("data-state", "live")
+            await expect(pending).to_have_count(0)
+            await expect(ani.message(text)).to_have_count(1)
+            for who in (ani, budi):
                 who.assert_no_page_errors()
     finally:
         api.close()
