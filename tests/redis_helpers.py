@@ -14,10 +14,11 @@ import socket
 import subprocess
 from pathlib import Path
 
+from tests.chatclient import Api, User
 from tests.servers import ROOT, ChatProcess, free_port, stop_process, wait_until
 
-__all__ = ["ROOT", "ChatServer", "Nginx", "RedisServer", "free_port", "start_servers", "stop_process",
-           "wait_until"]
+__all__ = ["ROOT", "ChatServer", "Nginx", "RedisServer", "as_user", "free_port", "history", "start_servers",
+           "stop_process", "wait_until"]
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 COOKIE_SECRET = "scale-out-test-secret"  # every process must sign sessions alike
@@ -149,3 +150,22 @@ class Nginx:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, signal.SIGQUIT)
+
+
+def as_user(user: User, api: Api) -> User:
+    """The same session talking to another process (any process accepts its token)."""
+    return User(api, user.name, user.room, user.token)
+
+
+async def history(user: User, through: int = 0) -> list[dict]:
+    """Every event from id 1 on, as far as id ``through`` at least (a long-poll waits for it)."""
+    events, cursor = [], 0
+    while True:
+        resp = await user.poll(after=cursor, wait=0 if cursor >= through else 10)
+        assert resp.status == 200 and not resp.json["truncated"]
+        if not resp.json["events"]:
+            if cursor >= through:
+                return events
+            continue
+        events += resp.json["events"]
+        cursor = resp.json["cursor"]

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from tests.chatclient import Api, Socket, User, is_event, is_presence
-from tests.redis_helpers import RedisServer, start_servers
+from tests.redis_helpers import RedisServer, as_user, history, start_servers
 
 TIMEOUT_S = 30
 EVENT_TYPES = ("message", "join", "leave")
@@ -39,11 +39,6 @@ def apis(servers, io_loop):
     yield clients
     for client in clients:
         client.close()
-
-
-def as_user(user: User, api: Api) -> User:
-    """The same session talking to another process (any process accepts its token)."""
-    return User(api, user.name, user.room, user.token)
 
 
 def notice(frame: dict) -> tuple:
@@ -97,20 +92,6 @@ async def collect(sock: Socket, seen: list[dict], messages: int) -> list[dict]:
         if frame["type"] in EVENT_TYPES:
             seen.append(frame)
     return seen
-
-
-async def history(user: User, through: int = 0) -> list[dict]:
-    """Every event from id 1 on, as far as id ``through`` at least (a long-poll waits for it)."""
-    events, cursor = [], 0
-    while True:
-        resp = await user.poll(after=cursor, wait=0 if cursor >= through else 10)
-        assert resp.status == 200 and not resp.json["truncated"]
-        if not resp.json["events"]:
-            if cursor >= through:
-                return events
-            continue
-        events += resp.json["events"]
-        cursor = resp.json["cursor"]
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)

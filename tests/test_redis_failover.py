@@ -19,34 +19,12 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from tests.chatclient import Api, Socket, User, is_event, is_presence
-from tests.redis_helpers import RedisServer, start_servers
+from tests.redis_helpers import RedisServer, as_user, history, start_servers
 
 TIMEOUT_S = 40
 RETRY_BACKOFF_S = 0.02  # how long a client waits before re-sending an unacknowledged message
 RECOVERY_DEADLINE_S = 15.0
 EVENT_TYPES = ("message", "join", "leave")
-
-
-def as_user(user: User, api: Api) -> User:
-    return User(api, user.name, user.room, user.token)
-
-
-async def history(user: User, through: int = 0) -> list[dict]:
-    """Every event from id 1 on, as far as id ``through`` at least.
-
-    A process that was cut off from Redis gets what others stored meanwhile with its catch-up;
-    until then a long-poll waits for it.
-    """
-    events, cursor = [], 0
-    while True:
-        resp = await user.poll(after=cursor, wait=0 if cursor >= through else 10)
-        assert resp.status == 200 and not resp.json["truncated"]
-        if not resp.json["events"]:
-            if cursor >= through:
-                return events
-            continue
-        events += resp.json["events"]
-        cursor = resp.json["cursor"]
 
 
 async def next_event(sock: Socket, timeout: float = 5.0) -> dict:
