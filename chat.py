@@ -24,11 +24,12 @@ import tornado.process
 import tornado.web
 from tornado.options import OptionParser
 
+from backends import open_backend
 from handlers import AppConfig, NotFoundHandler, routes
 from handlers.base import log_failed_request
 from handlers.pinger import Pinger
 from handlers.ws import WS_MAX_FRAME_BYTES
-from rooms import ChatError, Hub, HubConfig, Retention, make_store
+from rooms import ChatError, Hub, HubConfig, Retention
 
 log = logging.getLogger("obrolan")
 
@@ -139,19 +140,14 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
     retention = Retention(settings.history_max_events, settings.history_max_age)
     # The buffer caches what is kept: never more events than the retention keeps.
     buffer_size = min(settings.buffer_size, retention.max_events or settings.buffer_size)
-    if settings.redis_url:
-        from rooms.redis_store import redis_backend  # lazy: redis is imported only when chosen
-
-        if settings.presence_expiry <= 0:
-            raise ValueError("--presence-expiry must be more than 0 seconds")
-        store, broker, presence = redis_backend(settings.redis_url, grace_s=settings.presence_grace,
-                                                expiry_s=settings.presence_expiry, retention=retention)
-    else:
-        store, broker, presence = make_store(settings.store, settings.data_dir, retention), None, None
-    hub = Hub(store, HubConfig(
+    if settings.redis_url and settings.presence_expiry <= 0:
+        raise ValueError("--presence-expiry must be more than 0 seconds")
+    backend = open_backend(settings.store, settings.data_dir, retention, redis_url=settings.redis_url,
+                           grace_s=settings.presence_grace, expiry_s=settings.presence_expiry)
+    hub = Hub(backend, HubConfig(
         buffer_size=buffer_size, presence_grace_s=settings.presence_grace,
         rate_limit_per_s=settings.rate_limit, rate_burst=settings.rate_burst,
-        max_message_chars=settings.max_message_length), broker=broker, presence=presence)
+        max_message_chars=settings.max_message_length))
     config = AppConfig(cookie_secret=load_cookie_secret(settings),
                        allowed_origins=frozenset(settings.allowed_origins),
                        max_backlog_bytes=settings.max_backlog, pinger=Pinger(settings.ping_interval))
@@ -205,7 +201,7 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
     await stop.wait()
     log.info("shutting down")
     server.stop()  # stop accepting
-    await hub.close(1001, "server shutting down")  # answers long-polls, closes WebSockets with 1001
+    await hub.close()  # answers long-polls, closes WebSockets with 1001
     try:
         await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_S)
     except TimeoutError:

@@ -10,8 +10,9 @@ import yaml
 from tornado.options import OptionParser
 
 import chat
+from backends import open_backend
 from handlers import AppConfig, routes
-from rooms import Hub, MemoryStore, errors
+from rooms import Hub, errors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ def _route_template(pattern: str) -> str:
 
 def test_openapi_paths_match_the_routes():
     spec = yaml.safe_load(_read("docs/openapi.yaml"))
-    served = {_route_template(pattern) for pattern, *_ in routes(Hub(MemoryStore()), AppConfig("x"))}
+    served = {_route_template(pattern) for pattern, *_ in routes(Hub(open_backend("memory")), AppConfig("x"))}
     html_or_ws = {"/", "/rooms/{room}", "/rooms/{room}/ws"}
     assert set(spec["paths"]) == served - html_or_ws
 

@@ -21,10 +21,10 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
+from backends.sqlite.schema import APPLICATION_ID, MIGRATIONS
+from backends.sqlite.store import SQLiteStore
 from rooms import errors
-from rooms.events import Draft
-from rooms.sqlite_schema import APPLICATION_ID, MIGRATIONS
-from rooms.sqlite_store import SQLiteStore
+from rooms.models import Draft
 from tests.chatclient import Api, Response, Socket, User, room_url
 from tests.servers import ChatProcess
 

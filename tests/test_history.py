@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from backends.sqlite.store import SQLiteStore
 from chat import make_app, parse_settings
-from rooms.events import Draft
-from rooms.sqlite_store import SQLiteStore
+from rooms.models import Draft
 from tests.chatclient import User, room_url
 
 OLD_TS = "2020-03-01T08:00:00.000Z"
