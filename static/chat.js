@@ -665,7 +665,9 @@
   // ---------------------------------------------------------------- long-poll
 
   function poll() {
-    S.pollXhr = request('GET', pollUrl('wait=' + POLL_WAIT_S), null, function (status, data, xhr) {
+    // The first poll of a connection answers at once (we are live from then on); later ones wait.
+    var wait = S.transport === 'poll' ? POLL_WAIT_S : 0;
+    S.pollXhr = request('GET', pollUrl('wait=' + wait), null, function (status, data, xhr) {
       if (S.pollXhr !== xhr) { return; }
       S.pollXhr = null;
       if (S.stopped) { return; }
@@ -675,7 +677,7 @@
       S.transport = null;
       requeueInflight();
       scheduleReconnect();
-    }, POLL_WAIT_S * 1000 + POLL_SLACK_MS);
+    }, wait * 1000 + POLL_SLACK_MS);
   }
 
   function pollAnswer(data) {
