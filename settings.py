@@ -312,7 +312,7 @@ def define_options(parser: OptionParser) -> None:
                       metavar=None if option.type is bool else option.value_name)
 
 
-def _set(parser: OptionParser, option: Option[Any], text: str, source: str) -> None:
+def _set(parser: OptionParser, option: Option[Any], source: str, text: str) -> None:
     """Parse ``text`` into ``option`` with Tornado's parser; a value it cannot read is a SettingError."""
     if option.type is bool:
         word = SWITCH_WORDS.get(text.strip().lower())
@@ -342,12 +342,10 @@ def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | N
     define_options(parser)
     environ = os.environ if environ is None else environ
     argv = sys.argv if argv is None else argv
-    given: dict[str, tuple[str, str]] = {}  # option name -> (where it was set, its text), the last wins
+    chosen: dict[str, tuple[str, str]] = {}  # option name -> (where it was set, its text); the command line wins
     for option in OPTIONS:
         if option.env in environ:
-            source = f"{option.env} ({option.flag})"
-            _set(parser, option, environ[option.env], source)
-            given[option.name] = (source, environ[option.env])
+            chosen[option.name] = (f"{option.env} ({option.flag})", environ[option.env])
     for arg in argv[1:]:
         if arg == "--":
             continue  # nothing but options follow either way
@@ -365,11 +363,13 @@ def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | N
             if option.type is not bool:
                 raise SettingError(option.flag, f"{option.flag} needs a value: {option.flag}={option.value_name}")
             text = "true"
-        _set(parser, option, text, option.flag)
-        given[option.name] = (option.flag, text)
+        chosen[option.name] = (option.flag, text)
+    for option in OPTIONS:
+        if option.name in chosen:
+            _set(parser, option, *chosen[option.name])
     values = parser.as_dict()
     for option in OPTIONS:
-        source, text = given.get(option.name, (option.flag, str(option.default)))
+        source, text = chosen.get(option.name, (option.flag, str(option.default)))
         option.check(values[option.name], source, text)
     settings = Settings(**{
         option.name: option.to_setting(values[option.name]) if option.to_setting else values[option.name]
@@ -390,13 +390,14 @@ def _uses_data_dir_for_history(settings: Settings) -> bool:
         or (settings.store.startswith("sqlite:") and not settings.store.removeprefix("sqlite:").removeprefix("//")))
 
 
-def _data_dir_error(exc: OSError, data_dir: str) -> SettingError:
+def _data_dir_error(exc: OSError, data_dir: str, where: str | None = None) -> SettingError:
+    """``where``: the file or folder to name instead of the one in ``exc``."""
     if isinstance(exc, FileExistsError):
         problem = f"{data_dir!r} is a file"
     elif isinstance(exc, NotADirectoryError):
         problem = f"a part of {data_dir!r} is a file"
     else:
-        problem = f"{exc.filename or data_dir}: {exc.strerror or exc}"
+        problem = f"{where or exc.filename or data_dir}: {exc.strerror or exc}"
     return SettingError(DATA_DIR.flag, f"{DATA_DIR.flag} must be a folder the server can write to; {problem}")
 
 
@@ -430,7 +431,7 @@ def prepare_data_dir(settings: Settings) -> str:
             with tempfile.TemporaryFile(dir=settings.data_dir):
                 pass  # the database, its journal and its WAL are created here
         except OSError as exc:
-            raise _data_dir_error(exc, settings.data_dir) from None
+            raise _data_dir_error(exc, settings.data_dir, settings.data_dir) from None
     return load_cookie_secret(settings)
 
 

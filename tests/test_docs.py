@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
+
 import settings
 from handlers import AppConfig, routes
 from rooms import Hub, MemoryStore, errors
