@@ -356,14 +356,14 @@ def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | N
         if name in ("h", "help"):
             parser.print_help()
             raise SystemExit(0)
-        option = BY_FLAG.get("--" + name.replace("_", "-"))
-        if option is None:
+        named = BY_FLAG.get("--" + name.replace("_", "-"))
+        if named is None:
             raise _unknown(name)
         if not equals:
-            if option.type is not bool:
-                raise SettingError(option.flag, f"{option.flag} needs a value: {option.flag}={option.value_name}")
+            if named.type is not bool:
+                raise SettingError(named.flag, f"{named.flag} needs a value: {named.flag}={named.value_name}")
             text = "true"
-        chosen[option.name] = (option.flag, text)
+        chosen[named.name] = (named.flag, text)
     for option in OPTIONS:
         if option.name in chosen:
             _set(parser, option, *chosen[option.name])
