@@ -318,7 +318,7 @@ async def assert_refused_but_readable(api: Api, user: User, epoch: str, kept: li
 
 @pytest.mark.gen_test(timeout=60)
 async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers):
-    server = servers()
+    server = servers("--presence-grace=60")  # Ani comes back after each restart: still present
     seeded, epoch, kept = await seed(server, 5)
     db = server.data_dir / "obrolan.sqlite3"
     db.chmod(0o444)  # the folder stays writable: SQLite may still create its -wal/-shm files
@@ -344,7 +344,7 @@ async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers)
 
 @pytest.mark.gen_test(timeout=60)
 async def test_full_disk_refuses_sends_without_false_acks(servers):
-    server = servers()
+    server = servers("--presence-grace=60")  # Ani comes back after each restart: still present
     seeded, epoch, kept = await seed(server, 3)
     # Every file the server writes may grow to 64 KiB, then writes fail as on a full disk
     # (the WAL reaches that after a few dozen commits).  The log would count too: no log.
