@@ -104,6 +104,14 @@ class SessionMixin:
         return _decode(values[-1]) if values else None
 
     def path_room(self, room: str) -> str:
+        """The room named in the path.  Browsers percent-encode it; a client that sends raw UTF-8
+        bytes gets them read as Latin-1 by the HTTP parser: read them again as UTF-8, so
+        ``/rooms/café`` and ``/rooms/caf%C3%A9`` are one room."""
+        if not self.request.path.isascii():
+            try:
+                room = room.encode("latin-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                raise errors.InvalidRoom("the room in the path must be UTF-8 (percent-encoded)") from None
         return clean_room(room)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

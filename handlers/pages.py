@@ -152,7 +152,7 @@ class RoomPage(PageHandler):
 
     async def get(self, room: str) -> None:
         try:
-            room = clean_room(room)
+            room = self.path_room(room)
         except errors.ChatError as exc:
             await self.render_join("", "", self.translate_error(exc), 404)
             return
