@@ -46,7 +46,7 @@
     return { cid: cid, text: text, state: 'queued', id: null, error: null, notBefore: 0 };
   }
 
-  Outbox.prototype.find = function (cid) {
+  Outbox.prototype.get = function (cid) {
     for (var i = 0; i < this.items.length; i++) {
       if (this.items[i].cid === cid) { return this.items[i]; }
     }
@@ -84,7 +84,7 @@
     if (!saved || typeof saved.length !== 'number') { return added; }
     for (var i = 0; i < saved.length; i++) {
       var entry = saved[i];
-      if (!entry || typeof entry.cid !== 'string' || typeof entry.text !== 'string' || this.find(entry.cid)) { continue; }
+      if (!entry || typeof entry.cid !== 'string' || typeof entry.text !== 'string' || this.get(entry.cid)) { continue; }
       var item = makeItem(entry.cid, entry.text);
       this.items.push(item);
       added.push(item);
@@ -125,7 +125,7 @@
 
   // The server stored it as event `id`.  Returns the item, or null for an unknown client_id.
   Outbox.prototype.ack = function (cid, id) {
-    var item = this.find(cid);
+    var item = this.get(cid);
     if (!item) { return null; }
     item.state = 'acked';
     item.id = id;
@@ -136,7 +136,7 @@
   // A refused send (WebSocket error frame: code, detail, retry_after in seconds).
   // Returns {item, retryInMs} (retryInMs null when it failed for good), or null.
   Outbox.prototype.refused = function (cid, code, detail, retryAfterS) {
-    var item = this.find(cid);
+    var item = this.get(cid);
     if (!item) { return null; }
     if (code === 'rate_limited') {
       this.later(item, (retryAfterS || 1) * 1000);
