@@ -252,7 +252,9 @@
 
   T.poll = function () {
     var self = this;
-    this.pollXhr = request('GET', this.pollUrl('wait=' + POLL_WAIT_S), null, function (status, data, xhr) {
+    // The first poll of a connection answers at once (we are live from then on); later ones wait.
+    var wait = this.kind === 'poll' ? POLL_WAIT_S : 0;
+    this.pollXhr = request('GET', this.pollUrl('wait=' + wait), null, function (status, data, xhr) {
       if (self.pollXhr !== xhr) { return; }
       self.pollXhr = null;
       if (self.stopped || self.fatal(status)) { return; }
@@ -261,7 +263,7 @@
       self.kind = null;
       self.on.requeue();
       self.scheduleReconnect();
-    }, POLL_WAIT_S * 1000 + POLL_SLACK_MS);
+    }, wait * 1000 + POLL_SLACK_MS);
   };
 
   T.pollAnswer = function (data) {
