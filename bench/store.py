@@ -29,10 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rooms.events import Draft
-from rooms.hub import Hub, HubConfig
-from rooms.sqlite_schema import read_before
-from rooms.sqlite_store import DB_FILE_NAME, SQLiteStore
+from backends.memory import LocalBroker
+from backends.sqlite.schema import read_before
+from backends.sqlite.store import DB_FILE_NAME, SQLiteStore
+from rooms import Backend, Hub, HubConfig, PresenceStore
+from rooms.models import Draft
 
 BIG_ROOM = "besar"
 FILL_IN_FLIGHT = 2000  # concurrent appends while filling the big room
@@ -114,7 +115,7 @@ async def big_room(data_dir: Path, count: int) -> None:
     # Through the hub: a cold open loads the buffer (1000 newest) from disk once; reads come from memory.
     store = SQLiteStore(None, str(data_dir))
     await store.start()
-    hub = Hub(store, HubConfig(buffer_size=1000))
+    hub = Hub(Backend(store, LocalBroker(), PresenceStore()), HubConfig(buffer_size=1000))
     start = time.perf_counter_ns()
     room = await hub.room(BIG_ROOM)
     print(f"  hub: cold open of the room (1000 newest events into the buffer): "

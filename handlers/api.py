@@ -1,19 +1,20 @@
 """The JSON API: long-poll, history paging, posting, leaving, users, rooms, health.
 
-Every handler: parse and authorise, call the hub, serialise.  Long-poll waits are
-cancelled when the client goes away (``on_connection_close``).
+Every handler: parse and authorise, call the hub, serialise.  A long-poll is one
+``hub.poll``, cancelled when the client goes away (``on_connection_close``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 from rooms import errors
-from rooms.buffer import Slice
+from rooms.members import Poll
+from rooms.models import Slice
 from rooms.validation import parse_cursor
 
-from .base import BaseHandler, room_path
+from . import compat
+from .base import BaseHandler, room_path, shows_form_errors
 from .pages import RoomPage
 
 LONGPOLL_DEFAULT_WAIT_S = 25.0
@@ -52,52 +53,33 @@ def parse_limit(value: str | None) -> int:
 
 
 class MessagesHandler(RoomPage):
-    _wait: asyncio.Future[None] | None = None
-    _gone = False  # the client closed the connection
+    _poll: Poll | None = None
 
-    async def get(self, room: str) -> None:  # type: ignore[override]
+    async def get(self, room: str) -> None:  # type: ignore[override]  # RoomPage.get renders the page
         room = self.path_room(room)
         session = self.require_session()
         after = parse_cursor(self.raw_query("after"))
         before = parse_cursor(self.raw_query("before"))
-        epoch = self.raw_query("epoch") or None
         if before is not None and after is not None:
             raise errors.BadRequest("give either after (follow) or before (page back), not both")
         if before is not None or (after is None and self.raw_query("limit") is not None):
             await self.page_back(room, before, parse_limit(self.raw_query("limit")))
             return
-        wait_s = parse_wait(self.raw_query("wait"))
-        conn = await self.hub.connect(room, session)  # a poll in progress makes the user present (name checked)
-        try:
-            sl = await self.hub.read(room, after, epoch, LONGPOLL_MAX_EVENTS)
-            if after is not None and not sl.events and not sl.truncated and wait_s > 0:
-                if self._client_gone():  # it went before the wait began: nothing to cancel, nobody to answer
-                    return
-                self._wait = await self.hub.waiter(room, after, wait_s)
-                if self._wait is not None:
-                    try:
-                        await self._wait
-                    except asyncio.CancelledError:
-                        return  # the client went away
-                sl = await self.hub.read(room, after, epoch, LONGPOLL_MAX_EVENTS)
+        self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None,
+                                   parse_wait(self.raw_query("wait")), LONGPOLL_MAX_EVENTS)
+        if compat.request_stream_closed(self.request):
+            self._poll.cancel()  # it went before the wait began: still present, nobody to answer
+        sl = await self._poll
+        if sl is not None:
             self.send_json(slice_body(sl))
-        finally:
-            self.hub.disconnect(conn)
 
     def on_connection_close(self) -> None:
-        self._gone = True
-        if self._wait is not None:
-            self._wait.cancel()
-
-    def _client_gone(self) -> bool:
-        # A client that closed while its request was still being read never gets
-        # on_connection_close (Tornado registers it only on an open stream): ask the stream.
-        stream = getattr(self.request.connection, "stream", None)
-        return self._gone or stream is None or stream.closed()
+        if self._poll is not None:
+            self._poll.cancel()
 
     async def page_back(self, room: str, before: int | None, limit: int) -> None:
         """One page of history older than ``before``; ``before`` in the answer asks for the next."""
-        page = await self.hub.page(room, before, limit)
+        page = await self.hub.page(room, before, limit)  # reading the archive is not being in the room
         oldest = page.events[0].id if page.events else None
         body = b'{"events":[%s],"epoch":"%s","before":%s,"has_more":%s,"truncated":%s}' % (
             b",".join(e.json for e in page.events), page.epoch.encode(),
@@ -105,27 +87,23 @@ class MessagesHandler(RoomPage):
             b"true" if page.has_more else b"false", b"true" if page.truncated else b"false")
         self.send_json(body)
 
+    @shows_form_errors
     async def post(self, room: str) -> None:
         room = self.path_room(room)
         session = self.require_session()
-        form = self.is_form_post()
-        fields: dict[str, object] = {}
-        try:
-            fields = self.body_fields()
-            client_id = fields.get("client_id") or self.request.headers.get("Idempotency-Key")
-            event, _created = await self.hub.post(room, session, fields.get("text"), client_id)
-        except errors.ChatError as exc:
-            if not form:
-                raise
-            if isinstance(exc, errors.RateLimited):
-                self.set_header("Retry-After", str(exc.retry_after))
-            await self.render_room(room, error=self.locale.translate(exc.detail),
-                                   text=str(fields.get("text") or ""), status=exc.status)
-            return
-        if form:
+        fields = self.body_fields()
+        self.form_text = str(fields.get("text") or "")
+        client_id = fields.get("client_id") or self.request.headers.get("Idempotency-Key")
+        event, _created = await self.hub.post(room, session, fields.get("text"), client_id)
+        if self.is_form_post():
             self.redirect(room_path(room), status=303)
         else:
             self.send_json(event.json, 201)  # a retry gets the first answer again
+
+    async def show_form_error(self, exc: errors.ChatError) -> None:
+        """The room again, with what was typed and why it was not sent."""
+        await self.render_room(self.path_room(self.path_args[0]), error=self.translate_error(exc),
+                               text=getattr(self, "form_text", ""), status=exc.status)
 
 
 class LeaveHandler(BaseHandler):

@@ -1,26 +1,34 @@
-"""What every HTTP handler shares: the hub, sessions, raw arguments and error bodies.
+"""What every HTTP handler shares: the hub, sessions, raw arguments and error answers.
 
-Errors are mapped to bytes in exactly one place, :meth:`BaseHandler.write_error`:
-core :class:`~rooms.errors.ChatError`s and Tornado's own ``HTTPError``s both
-become ``{"error": code, "detail": text}`` with the right status.
+Errors are mapped in one place, :meth:`BaseHandler.write_error`: core
+:class:`~rooms.errors.ChatError`s and Tornado's own ``HTTPError``s both become
+``{"error": code, "detail": text}`` with the right status for the API, or a small
+page in the reader's language for a browser.  A form post that a person can correct
+(:func:`shows_form_errors`) shows its form again with the message instead.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import tornado.web
+from tornado import httputil
 from tornado.log import access_log
 from tornado.web import create_signed_value, decode_signed_value
 
 from rooms import Hub, Session, errors
-from rooms.events import dumps, loads
+from rooms.models import dumps, loads
 from rooms.validation import clean_room
 
+from .compat import OriginCheck
 from .pinger import Pinger
+
+H = TypeVar("H", bound="BaseHandler")
 
 SESSION_COOKIE = "obrolan_session"
 SESSION_MAX_AGE_DAYS = 30
@@ -95,35 +103,74 @@ class SessionMixin:
         values = self.request.query_arguments.get(name)
         return _decode(values[-1]) if values else None
 
-    def _origin_matches_host(self, origin: str) -> bool:
-        # Tornado's cross-origin check parses Origin with urlsplit, which raises on
-        # malformed values such as "http://[": refuse those (403) instead of a 500.
-        try:
-            return super()._origin_matches_host(origin)  # type: ignore[misc]
-        except ValueError:
-            return False
-
     def path_room(self, room: str) -> str:
         return clean_room(room)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The one mapping of an error to an answer: JSON for the API, a page for a browser."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, errors.ChatError):
-            body = exc.as_dict()
-            self.set_status(exc.status)
-            if isinstance(exc, errors.RateLimited):
-                self.set_header("Retry-After", str(exc.retry_after))
-        else:
-            reason = getattr(exc, "log_message", None) or self._reason
-            code = errors.HTTP_STATUS_CODES.get(status_code, "internal_error" if status_code >= 500 else "bad_request")
-            body = {"error": code, "detail": reason}
+        error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
+        self.set_error_status(error)
+        if self.wants_html():
+            self.render("error.html", message=self.translate_error(error), back=self.error_back_link())
+            return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(body))
+        self.finish(dumps(error.as_dict()))
 
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def set_error_status(self, error: errors.ChatError) -> None:
+        self.set_status(error.status)
+        if isinstance(error, errors.RateLimited):
+            self.set_header("Retry-After", str(error.retry_after))
+        if error.status == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+
+    def translate_error(self, error: errors.ChatError) -> str:
+        return self.locale.translate(error.detail)
+
+    def error_back_link(self) -> str:
+        return "/"
+
+    def wants_html(self) -> bool:
+        """A browser navigating or posting a form (not the API, which asks for JSON or anything)."""
+        accept = self.request.headers.get("Accept", "")
+        return "text/html" in accept and "application/json" not in accept
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, errors.ChatError):
             return  # an expected answer, not a server fault
-        super().log_exception(typ, value, tb)  # type: ignore[misc]
+        super().log_exception(typ, value, tb)  # type: ignore[misc]  # SessionMixin comes before RequestHandler
+
+
+def allowed_methods(cls: type[tornado.web.RequestHandler]) -> list[str]:
+    """The methods a handler class answers (the ones it defines itself)."""
+    return [m for m in cls.SUPPORTED_METHODS
+            if getattr(cls, m.lower(), None) is not getattr(tornado.web.RequestHandler, m.lower(), None)]
+
+
+def _http_error(status_code: int, exc: BaseException | None) -> errors.ChatError:
+    """Tornado's own refusals (routing, methods, body size, XSRF/origin) in the core's vocabulary."""
+    error = errors.for_status(status_code)
+    detail = getattr(exc, "log_message", None) or httputil.responses.get(status_code, "error")
+    error.detail = str(detail)
+    return error
+
+
+def shows_form_errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A form post whose errors a person can correct: for a browser, the handler's
+    ``show_form_error(exc)`` shows the form again with the message at it; the API still
+    gets the JSON error from :meth:`BaseHandler.write_error`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, *args: Any) -> None:
+        try:
+            await method(self, *args)
+        except errors.ChatError as exc:
+            if not self.answers_with_form():
+                raise
+            self.set_error_status(exc)
+            await self.show_form_error(exc)
+
+    return wrapper
 
 
 def _decode(raw: bytes) -> str:
@@ -139,10 +186,12 @@ def log_failed_request(handler: tornado.web.RequestHandler) -> None:
     if status < 400:
         return
     log = access_log.warning if status < 500 else access_log.error
-    log("%d %s %.2fms", status, handler._request_summary(), 1000.0 * handler.request.request_time())
+    request = handler.request
+    log("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
+        1000.0 * request.request_time())
 
 
-class BaseHandler(SessionMixin, tornado.web.RequestHandler):
+class BaseHandler(SessionMixin, OriginCheck):
     def compute_etag(self) -> str | None:
         return None  # answers are live and never cached (no-store): hashing each body is wasted work
 
@@ -165,6 +214,13 @@ class BaseHandler(SessionMixin, tornado.web.RequestHandler):
     def is_form_post(self) -> bool:
         """A browser form: cookie session and no ``Accept: application/json``."""
         return self.auth_via == "cookie" and "application/json" not in self.request.headers.get("Accept", "")
+
+    def answers_with_form(self) -> bool:
+        """Whether an error of this request shows the form again (see shows_form_errors)."""
+        return self.is_form_post()
+
+    async def show_form_error(self, exc: errors.ChatError) -> None:
+        self.render("error.html", message=self.translate_error(exc), back=self.error_back_link())
 
     def body_fields(self) -> dict[str, Any]:
         """Fields from a JSON object body or a form body, values as sent."""

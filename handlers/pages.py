@@ -13,7 +13,7 @@ from rooms import Event, Session, errors
 from rooms.hub import TAIL_EVENTS
 from rooms.validation import clean_name, clean_room, name_key
 
-from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path
+from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path, shows_form_errors
 
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
 
@@ -109,40 +109,42 @@ class PageHandler(BaseHandler):
         codes = accept_language_codes(header, tornado.locale.get_supported_locales())
         return tornado.locale.get(*codes) if codes else None
 
-
-class JoinPage(PageHandler):
-    async def get(self) -> None:
-        session = self.current_user
-        await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
-
     async def render_join(self, name: str, room: str, error: str | None = None, status: int = 200) -> None:
         self.set_status(status)
         rooms = await self.hub.rooms_info()
         self.render("join.html", name=name, room=room, error=error, rooms=rooms[:20], room_path=room_path)
 
 
+class JoinPage(PageHandler):
+    async def get(self) -> None:
+        session = self.current_user
+        await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
+
+
 class JoinHandler(JoinPage):
     """``POST /join``: bind a name to a session; a cookie for browsers, a token for the API."""
 
+    def answers_with_form(self) -> bool:
+        return not self.wants_json()
+
+    async def show_form_error(self, exc: errors.ChatError) -> None:
+        fields = getattr(self, "fields", {})
+        await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""),
+                               self.translate_error(exc), exc.status)
+
+    @shows_form_errors
     async def post(self) -> None:
         api = self.wants_json()
-        fields: dict[str, Any] = {}
-        try:
-            fields = self.body_fields()
-            name = clean_name(fields.get("name"))
-            room = clean_room(fields.get("room"))
-            current = self.current_user if not api else None
-            # The same name as the browser's current session (casefolded): keep that session, spelling
-            # included, so its presence and its messages go on under one name.
-            same = current is not None and name_key(current.name) == name_key(name)
-            session = current if same and current else Session(secrets.token_hex(16), name)
-            await self.hub.check_name(room, session)
-        except errors.ChatError as exc:
-            if api:
-                raise
-            await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""),
-                                   self.locale.translate(exc.detail), exc.status)
-            return
+        self.fields: dict[str, Any] = {}
+        self.fields = self.body_fields()
+        name = clean_name(self.fields.get("name"))
+        room = clean_room(self.fields.get("room"))
+        current = self.current_user if not api else None
+        # The same name as the browser's current session (casefolded): keep that session, spelling
+        # included, so its presence and its messages go on under one name.
+        same = current is not None and name_key(current.name) == name_key(name)
+        session = current if same and current else Session(secrets.token_hex(16), name)
+        await self.hub.check_name(room, session)
         token = encode_session(self.config.cookie_secret, session)
         if api:
             self.send_json({"token": token, "name": session.name, "room": room,
@@ -154,17 +156,23 @@ class JoinHandler(JoinPage):
 
 
 class RoomPage(PageHandler):
-    """``GET /rooms/<room>``: the chat page, usable with JavaScript off."""
+    """``GET /rooms/<room>``: the chat page, usable with JavaScript off.  A page view makes
+    the session present in the room (announced once) for the grace period."""
 
     async def get(self, room: str) -> None:
         try:
             room = clean_room(room)
         except errors.ChatError as exc:
-            self.set_status(404)
-            await JoinPage.render_join(self, "", "", exc.detail, 404)  # type: ignore[arg-type]
+            await self.render_join("", "", self.translate_error(exc), 404)
             return
-        if self.current_user is None:
+        session = self.current_user
+        if session is None:
             self.redirect("/?room=" + quote(room, safe=""))
+            return
+        try:
+            await self.hub.touch(room, session)
+        except errors.NameTaken as exc:  # another session has the name here now: choose another
+            await self.render_join(session.name, room, self.translate_error(exc), exc.status)
             return
         await self.render_room(room)
 

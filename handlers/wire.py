@@ -21,6 +21,8 @@ import socket
 
 from tornado.iostream import IOStream
 
+from .compat import stream_backlog
+
 
 class DirectWriter:
     """Writes for one connection: the kernel first, the stream's buffer for the rest."""
@@ -35,9 +37,7 @@ class DirectWriter:
 
     def backlog(self) -> int:
         """Bytes written but not yet taken by the kernel."""
-        # IOStream keeps no public count of unsent bytes; _write_buffer is its buffer.
-        buffer = getattr(self.stream, "_write_buffer", None)
-        return len(buffer) if buffer is not None else 0
+        return stream_backlog(self.stream)
 
     def write(self, data: bytes) -> bool:
         """Send ``data`` after everything written before; False once the backlog passes the limit.

@@ -1,63 +1,34 @@
 """The room WebSocket: replay after a cursor, then live events and presence.
 
-Broadcast frames are built once per payload (:func:`text_frame`, cached in
-``Payload.wire``) and written through a :class:`~handlers.wire.DirectWriter`
-(the socket first, the stream only for what the kernel did not take), so a room of
-thousands costs one encode per event.  A reader whose unsent backlog passes
-``max_backlog_bytes`` is closed with 1013 and resumes later from its cursor.
+The socket is a member of the room for exactly as long as Tornado's ``get`` runs
+(the handshake, then the frame loop): ``async with hub.join(...)`` pairs the two.
+Broadcasts arrive as batches (:meth:`RoomSocket.send_batch`) written through a
+:class:`~handlers.wire.DirectWriter`; a reader whose unsent backlog passes
+``max_backlog_bytes`` is ended (1013) and resumes later from its cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.websocket
-from tornado import httputil
 
-from rooms import errors
-from rooms.events import Batch, Payload, dumps, loads
-from rooms.presence import Connection
+from rooms import Ending, errors
+from rooms.members import Membership
+from rooms.models import Batch, Payload, loads
 from rooms.validation import parse_cursor
 
+from . import compat, frames
 from .base import SessionMixin
 from .wire import DirectWriter
 
 log = logging.getLogger("obrolan.ws")
 
 WS_MAX_FRAME_BYTES = 64 * 1024  # larger client frames are closed with 1009 by Tornado
-CLOSE_TRY_AGAIN_LATER = 1013
 WS_MAX_FRAMES_IN_FLIGHT = 64  # frames of one socket being handled at once (bounds a flood's tasks)
-
-
-def text_frame(data: bytes) -> bytes:
-    """An unmasked, final, uncompressed RFC 6455 text frame (server to client)."""
-    n = len(data)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + data
-
-
-def cached_frame(payload: Payload) -> bytes:
-    frame = payload.wire.get("ws")
-    if frame is None:
-        frame = payload.wire["ws"] = text_frame(payload.json)
-    return frame
-
-
-def batch_frames(batch: Batch) -> bytes:
-    """All the frames of a room's batch, joined once for every member."""
-    frames = batch.wire.get("ws")
-    if frames is None:
-        frames = batch.wire["ws"] = b"".join([cached_frame(p) for p in batch.payloads])
-    return frames
 
 
 async def _after(previous: asyncio.Future[None] | None) -> None:
@@ -66,32 +37,30 @@ async def _after(previous: asyncio.Future[None] | None) -> None:
         await asyncio.wait([previous])
 
 
-def error_frame(exc: errors.ChatError, **extra: Any) -> bytes:
-    """The one place core errors become WebSocket frames."""
-    body: dict[str, Any] = {"type": "error", **exc.as_dict(), **extra}
-    return dumps(body)
-
-
 class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
-    conn: Connection | None = None
+    member: Membership | None = None
     _frames_in_flight = 0
     _last_frame: asyncio.Future[None] | None = None
     _writer: DirectWriter | None = None
 
     async def prepare(self) -> None:
-        # In prepare, not an override of get: get's coroutine lives as long as the socket.
-        # Everything that can refuse the handshake happens here, as a JSON HTTP error
+        # Everything that can refuse the handshake happens before it, as a JSON HTTP error
         # (Tornado's own refusals in super().get() answer in plain text).
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise errors.BadRequest("this is a WebSocket endpoint: connect with Upgrade: websocket")
-        refused = self._check_cross_origin(self.check_origin)  # the same check super().get() makes
-        if refused is not None:
-            raise errors.Forbidden(refused)
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):  # the check super().get() makes
+            raise errors.Forbidden("cross-origin WebSocket refused: this origin is not allowed")
         self.room = self.path_room(self.path_args[0])
         self.session = self.require_session()
         self.after = parse_cursor(self.raw_query("after"))
         self.epoch = self.raw_query("epoch") or None
-        await self.hub.check_name(self.room, self.session)
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        # Joining may refuse (the name is taken: 409; the store is unreachable: 503) before the
+        # handshake; then the socket is present until super().get()'s frame loop ends.
+        async with self.hub.join(self.room, self.session, self) as self.member:
+            await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         if origin.rstrip("/") in self.config.allowed_origins:
@@ -104,48 +73,25 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
 
     async def open(self, *args: str) -> None:
         self.set_nodelay(True)  # a chat frame is small and should leave now, not wait for an ACK (Nagle)
-        self._writer = DirectWriter(self.ws_connection.stream, self.config.max_backlog_bytes)
-        self._held: list[bytes] = []
+        stream = compat.websocket_stream(self)
+        assert stream is not None and self.member is not None
+        self._writer = DirectWriter(stream, self.config.max_backlog_bytes)
         self.config.pinger.add(self)
         try:
-            self.conn = await self.hub.connect(self.room, self.session, listener=self)
-        except errors.ChatError as exc:  # the name was taken since the handshake, or the store is unreachable
-            self._refuse(exc)
-            return
-        if self.ws_connection is None:  # closed while we joined
-            self.hub.disconnect(self.conn)
-            return
-        try:
-            sl = await self.hub.attach(self.conn, self.after, self.epoch)
+            sl = await self.member.attach(self.after, self.epoch)
         except errors.ChatError as exc:  # e.g. the shared store is unreachable: try again later
-            self._refuse(exc)
+            self._write(frames.text_frame(frames.error_payload(exc).json))
+            self.member.close()
+            self.close(frames.refusal_close_code(exc), exc.code)
             return
         if sl is None:
             return
-        frames = [text_frame(dumps({"type": "hello", "epoch": sl.epoch, "truncated": sl.truncated,
-                                    "cursor": sl.cursor, "user": self.session.name}))]
-        frames.extend(cached_frame(event.payload) for event in sl.events)
-        room = self.hub.loaded(self.room)
-        if room is not None:
-            frames.append(cached_frame(self.hub.presence_payload(room)))
-        self._send_frame(b"".join(frames))  # the whole opening in one write
-        self._drop_handshake_state()
-
-    def _drop_handshake_state(self) -> None:
-        # A socket lives for hours; what only the handshake needed goes: the request's headers
-        # and cookies, the 101 answer's headers, the template helpers (Tornado drops those
-        # itself at close).  About 2 KiB per member.
-        self.request.headers = httputil.HTTPHeaders()
-        self.request.__dict__.pop("_cookies", None)
-        self._headers = httputil.HTTPHeaders()
-        self.ui = None
-
-    def _refuse(self, exc: errors.ChatError) -> None:
-        """Say why and close: 4409 (the name is taken: do not retry) or 1013 (retry later)."""
-        self._send(error_frame(exc))
-        if self.conn is not None:
-            self.hub.disconnect(self.conn)
-        self.close(4409 if isinstance(exc, errors.NameTaken) else CLOSE_TRY_AGAIN_LATER, exc.code)
+        opening = [frames.cached_frame(frames.hello_payload(sl.epoch, sl.truncated, sl.cursor, self.session.name))]
+        opening.extend(frames.cached_frame(event.payload) for event in sl.events)
+        opening.append(frames.cached_frame(self.member.users_payload()))
+        self._write(b"".join(opening))  # the whole opening in one write
+        compat.drop_handshake_state(self)
+        self.ui = None  # the template helpers: Tornado drops them itself only at close
 
     def on_message(self, message: str | bytes) -> asyncio.Future[None] | None:
         # Each frame gets a task of its own, started in arrival order, and Tornado reads the next
@@ -163,6 +109,8 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self._frames_in_flight -= 1
 
     async def _handle_frame(self, message: str | bytes, previous: asyncio.Future[None] | None) -> None:
+        member = self.member
+        assert member is not None
         client_id = None
         try:
             try:
@@ -174,55 +122,48 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
             kind = frame.get("type")
             if kind == "message":
                 client_id = frame.get("client_id")
-                event, _ = await self.hub.post(self.room, self.session, frame.get("text"), client_id)
+                event = await member.post(frame.get("text"), client_id)
                 await _after(previous)
                 if client_id is not None:
-                    self._send(dumps({"type": "ack", "client_id": client_id, "id": event.id}))
+                    member.reply(frames.ack_payload(client_id, event.id))
             elif kind == "typing":
                 await _after(previous)
-                self.hub.typing(self.room, self.session)
+                member.typing()
             else:
                 raise errors.UnknownType(f"unknown frame type {kind!r}")
         except errors.ChatError as exc:
             await _after(previous)
             extra = {"client_id": client_id} if isinstance(client_id, str) else {}
-            self._send(error_frame(exc, **extra))
+            member.reply(frames.error_payload(exc, **extra))
         except Exception:  # a bug: do what Tornado does when on_message fails
             log.exception("frame from %s in %s failed", self.session.name, self.room)
-            self.close(1011, "internal error")
+            self.close(frames.CLOSE_INTERNAL_ERROR, "internal error")
 
     def on_close(self) -> None:
         self.config.pinger.discard(self)
-        if self.conn is not None:
-            self.hub.disconnect(self.conn)
+        if self.member is not None:
+            self.member.close()
 
     def on_pong(self, data: bytes) -> None:
         self.config.pinger.pong(self)
 
-    # -- Listener -----------------------------------------------------------------
+    # -- rooms.ports.Listener -----------------------------------------------------------
 
-    def send_batch(self, batch: Batch) -> None:
-        frames = batch_frames(batch)
-        if self._held:  # our own frames written while this batch was queued come after it
-            frames += b"".join(self._held)
-            self._held.clear()
-        self._write(frames)
+    def send_batch(self, batch: Batch, own: list[Payload] | None) -> None:
+        data = frames.batch_frames(batch)
+        if own:  # our own replies queued behind this batch: in the same write
+            data += b"".join([frames.text_frame(p.json) for p in own])
+        self._write(data)
 
-    def close_for(self, code: int, reason: str) -> None:
-        if self.conn is not None:
-            self.hub.disconnect(self.conn)
-        self.close(code, reason)
+    def send_own(self, payloads: list[Payload]) -> None:
+        self._write(b"".join([frames.text_frame(p.json) for p in payloads]))
+
+    def end(self, why: Ending) -> None:
+        if self.member is not None:
+            self.member.close()
+        self.close(frames.ENDING_CLOSE_CODES[why], why.value)
 
     # -- writing ------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        self._send_frame(text_frame(data))
-
-    def _send_frame(self, frame: bytes) -> None:
-        if self.hub.batch_pending(self.room, self):
-            self._held.append(frame)  # sent with that batch, after it (send_batch)
-        else:
-            self._write(frame)
 
     def _write(self, data: bytes) -> None:
         ws = self.ws_connection
@@ -230,4 +171,4 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
             return
         if not self._writer.write(data):
             log.info("closing slow reader %s in %s", self.session.name, self.room)
-            self.close_for(CLOSE_TRY_AGAIN_LATER, "too slow; resume from your cursor")
+            self.end(Ending.SLOW)

@@ -1,31 +1,15 @@
-"""Obrolan's room core: hub, presence, per-room buffer, rate limits and stores.
+"""Obrolan's room core: hub, presence, per-room buffer, rate limits, and the ports backends plug into.
 
-Nothing in this package knows about HTTP requests or WebSocket connections.
+Nothing in this package imports Tornado, sqlite3, redis, ``backends`` or ``handlers``
+(tests/unit/test_import_graph.py keeps it so).
 """
 
 from __future__ import annotations
 
 from .errors import ChatError
-from .events import Event
 from .hub import Hub, HubConfig
-from .presence import Session
-from .store import MemoryStore, Retention, Store
+from .models import Event, Retention, Session
+from .ports import Backend, Broker, Core, Ending, Listener, PresenceStore, Store
 
-__all__ = ["ChatError", "Event", "Hub", "HubConfig", "MemoryStore", "Retention", "Session", "Store",
-           "make_store"]
-
-
-def make_store(spec: str, data_dir: str, retention: Retention | None = None) -> Store:
-    """Pick a store by name or URL; implementations are imported only when chosen.
-
-    ``retention`` bounds what a durable store keeps; the memory store keeps only
-    what the hub's buffer holds anyway.
-    """
-    if spec == "memory":
-        return MemoryStore()
-    if spec == "sqlite" or spec.startswith("sqlite:"):
-        from .sqlite_store import SQLiteStore  # lazy: only when chosen
-
-        path = spec.removeprefix("sqlite:").removeprefix("//") if spec != "sqlite" else ""
-        return SQLiteStore(path or None, data_dir, retention)
-    raise ValueError(f"unknown store {spec!r}: use 'memory' or 'sqlite'")
+__all__ = ["Backend", "Broker", "ChatError", "Core", "Ending", "Event", "Hub", "HubConfig", "Listener",
+           "PresenceStore", "Retention", "Session", "Store"]

@@ -10,20 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import islice
 
-from .events import Event
-
-
-@dataclass(slots=True)
-class Slice:
-    """An answer to "what came after N": events, the new cursor, and whether it is exact."""
-
-    events: list[Event]
-    cursor: int
-    epoch: str
-    truncated: bool
+from .models import Event
 
 
 class RoomBuffer:

@@ -104,16 +104,26 @@ class StoreError(Unavailable):
     status = 503
 
 
-# HTTP statuses Tornado raises by itself (routing, methods, cross-origin checks),
-# mapped to the same vocabulary so every error body looks alike.
-HTTP_STATUS_CODES: dict[int, str] = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "name_taken",
-    413: "payload_too_large",
-    429: "rate_limited",
-    503: "unavailable",
-}
+class MethodNotAllowed(ChatError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class InternalError(ChatError):
+    code = "internal_error"
+    status = 500
+
+
+# HTTP statuses Tornado answers by itself (routing, methods, body size, cross-origin checks),
+# in the same vocabulary so every error body looks alike.
+_BY_STATUS: dict[int, type[ChatError]] = {cls.status: cls for cls in (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, PayloadTooLarge, Unavailable)}
+HTTP_STATUS_CODES: dict[int, str] = {status: cls.code for status, cls in _BY_STATUS.items()}
+
+
+def for_status(status: int) -> ChatError:
+    """A ChatError for an HTTP status Tornado chose, keeping that status."""
+    cls = _BY_STATUS.get(status) or (InternalError if status >= 500 else BadRequest)
+    error = cls()
+    error.status = status
+    return error

@@ -1,13 +1,17 @@
-"""The hub: rooms, their buffers, presence, waiters and broadcasts.
+"""The hub: rooms, their buffers, presence, waiters and the one publish path.
 
-It never sees a request.  Handlers authenticate, parse and serialise; the hub
-validates what it is given, talks to the store, and pushes pre-encoded payloads
-to listeners.  Each long-poll waiter has a future, resolved on publish.
+It never sees a request.  Handlers authenticate, parse and serialise, and talk to
+the hub through a narrow surface:
 
-Split by seam: :mod:`rooms.room` (a loaded room, its broadcast batching, ``Page``),
-:mod:`rooms.membership` (connect, attach, disconnect, leave: mixed in here) and
-:class:`rooms.backend.BackendHooks` (what a broker or presence backend calls).
-This module keeps the life cycle, opening rooms, reading, waiting and writing.
+* ``async with hub.join(room, session, listener) as m`` for a live connection
+  (a WebSocket, a stream): ``m.attach(after, epoch)``, ``m.post(...)``, ``m.reply(...)``;
+* ``await hub.poll(room, session, after, epoch, wait_s)`` for one long-poll;
+* ``hub.touch`` / ``hub.post`` / ``hub.leave`` / ``hub.typing`` for requests, and the reads.
+
+Every committed event takes one route: the store appends it, the broker publishes
+it (the local broker straight back to :meth:`Hub.deliver`; Redis to every process),
+and :meth:`Hub.deliver` buffers, broadcasts and wakes.  Presence rules are in
+:mod:`rooms.members`; the seams to backends in :mod:`rooms.ports`.
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from . import validation
-from .backend import BackendHooks, Broker, PresenceBackend
-from .buffer import RoomBuffer, Slice
-from .events import Draft, Event, Payload, dumps
-from .membership import Membership
-from .presence import Connection, Listener, Session
+from .buffer import RoomBuffer
+from .errors import ChatError, Forbidden
+from .members import Attendance, Membership, Poll
+from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
+from .ports import Backend, Ending, Listener
 from .ratelimit import TokenBucketLimiter
-from .room import PRESENCE_JSON_PREFIX, Page, Room, latest_presence_only
-from .store import RoomState, Store
+from .room import Room
 
 log = logging.getLogger("obrolan.hub")
 
@@ -35,10 +40,6 @@ ROOM_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-polls to be answered
 SHUTDOWN_TASKS_S = 2.0  # then this long at most for background announcements (leaves) to finish
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
-
-
-__all__ = ["PRESENCE_JSON_PREFIX", "READ_LIMIT_MAX", "TAIL_EVENTS", "Hub", "HubConfig", "Page", "Room",
-           "latest_presence_only"]
 
 
 @dataclass
@@ -51,21 +52,17 @@ class HubConfig:
     room_idle_s: float = 300.0
 
 
-class Hub(Membership, BackendHooks):
-    def __init__(self, store: Store, config: HubConfig | None = None, broker: Broker | None = None,
-                 presence: PresenceBackend | None = None) -> None:
-        self.store = store
+class Hub:
+    def __init__(self, backend: Backend, config: HubConfig | None = None) -> None:
+        self.store = backend.store
+        self.broker = backend.broker
+        self.presence = backend.presence
         self.config = config or HubConfig()
-        self.broker = broker  # None: one process, which publishes its own appends
-        self.presence = presence or PresenceBackend()  # the default: this process's connections
         self.limiter = TokenBucketLimiter(self.config.rate_limit_per_s, self.config.rate_burst)
+        self.attendance = Attendance(self)
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Long-polls in progress (connections without a listener): close() wakes them and waits
-        # until their handlers have answered (and disconnected), so none is cut off unanswered.
-        self._polls: set[Connection] = set()
-        self._polls_answered: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -73,42 +70,39 @@ class Hub(Membership, BackendHooks):
 
     async def start(self) -> None:
         await self.store.start()
-        if self.broker is not None:
-            await self.broker.start(self)
+        await self.presence.start(self)
+        await self.broker.start(self)
+        await self.attendance.restore(await self.store.present())
         self._schedule_sweep()
 
-    async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
-        """Answer every waiter, close every listener, flush the store."""
+    async def close(self) -> None:
+        """Answer every waiter, end every listener, flush the store.  Nobody leaves: a restart
+        within the grace period is not a leave (the store remembers who is present)."""
         self.closing = True
         if self._sweeper:
             self._sweeper.cancel()
         for room in self._rooms.values():
-            self._wake(room)
-            room.flush()  # what was broadcast goes out before the close frames
+            room.wake()
+            room.flush()  # what was broadcast goes out before the listeners end
             for listener in tuple(room.listeners):
-                listener.close_for(code, reason)
+                listener.end(Ending.SHUTDOWN)
             for member in room.presence.members.values():
                 member.cancel_timer()
-        if self._polls:
-            self._polls_answered = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._polls_answered), SHUTDOWN_POLL_ANSWER_S)
-            except TimeoutError:
-                log.warning("%d long-polls were not answered in time", len(self._polls))
+        await self.attendance.polls_answered(SHUTDOWN_POLL_ANSWER_S)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_TASKS_S)
-        if self.broker is not None:
-            await self.broker.close()
+        await self.broker.close()
+        await self.presence.close()
         await self.store.close()
 
-    def _spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background; close() waits a little for what is left."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _schedule_sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._sweeper = loop.call_later(ROOM_SWEEP_INTERVAL_S, self.sweep)
+        self._sweeper = asyncio.get_running_loop().call_later(ROOM_SWEEP_INTERVAL_S, self.sweep)
 
     def sweep(self) -> None:
         """Drop idle empty rooms from memory and forget full rate-limit buckets."""
@@ -117,8 +111,7 @@ class Hub(Membership, BackendHooks):
             if room.idle() and now - room.active_at > self.config.room_idle_s:
                 del self._rooms[name]
                 self.store.forget_room(name)
-                if self.broker is not None:
-                    self.broker.release(name)
+                self.broker.release(name)
         self.limiter.sweep()
         if not self.closing:
             self._schedule_sweep()
@@ -135,15 +128,13 @@ class Hub(Membership, BackendHooks):
         future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
         try:
-            if self.broker is not None:
-                await self.broker.hold(name)  # subscribed before reading the state: nothing slips between
+            await self.broker.hold(name)  # subscribed before reading the state: nothing slips between
             room = Room(name, self._buffer(await self.store.open_room(name, self.config.buffer_size)))
             self._rooms[name] = room
             future.set_result(room)
             return room
         except BaseException as exc:
-            if self.broker is not None:
-                self.broker.release(name)
+            self.broker.release(name)
             future.set_exception(exc)
             future.exception()  # retrieved: concurrent openers re-raise it themselves
             raise
@@ -167,10 +158,41 @@ class Hub(Membership, BackendHooks):
             last_ts = last[0].ts if last else (info.last_ts if info else None)
             if last_ts is None:
                 continue  # nothing ever said or done there
-            users = self.presence.count(name, room.presence) if room else 0
+            users = len(self.attendance.users_of(room)) if room else 0
             out.append({"room": name, "users": users, "last_activity": last_ts})
-        out.sort(key=lambda r: (int(r["users"]), str(r["last_activity"])), reverse=True)
+        out.sort(key=lambda r: (int(str(r["users"])), str(r["last_activity"])), reverse=True)
         return out
+
+    # -- the handlers' surface ------------------------------------------------------
+
+    def join(self, name: str, session: Session, listener: Listener) -> Membership:
+        """``async with hub.join(...) as m``: a live connection, present until the block ends."""
+        return Membership(self, name, session, listener)
+
+    def poll(self, name: str, session: Session, after: int | None, epoch: str | None,
+             wait_s: float, limit: int = READ_LIMIT_MAX) -> Poll:
+        """One long-poll: ``await`` it for a Slice (None once cancelled); ``cancel()`` when the client goes."""
+        return Poll(self, name, session, after, epoch, wait_s, limit)
+
+    async def touch(self, name: str, session: Session) -> None:
+        """A request of ``session`` in room ``name`` (a page view): present for the grace period."""
+        room = await self.room(name)
+        self.attendance.rest(room, await self.attendance.arrive(room, session))
+
+    async def users(self, name: str) -> list[str]:
+        room = await self.attendance.present_room(name)
+        return self.attendance.users_of(room) if room else []
+
+    async def check_name(self, name: str, session: Session) -> None:
+        """Raise NameTaken if ``session``'s name is present in room ``name`` under another session."""
+        await self.attendance.check_name(name, session)
+
+    async def leave(self, name: str, session: Session) -> bool:
+        """Leave now: announce it and end the session's listeners in the room."""
+        return await self.attendance.leave(name, session)
+
+    def users_payload(self, room: Room) -> Payload:
+        return presence_payload(self.attendance.users_of(room))
 
     # -- reading ----------------------------------------------------------------
 
@@ -181,7 +203,7 @@ class Hub(Membership, BackendHooks):
         buf = room.buffer
         if after is None:
             return Slice(buf.tail(TAIL_EVENTS), buf.last_id, buf.epoch, False)
-        if self.broker is not None and ((epoch is not None and epoch != buf.epoch) or after > buf.last_id):
+        if (epoch is not None and epoch != buf.epoch) or after > buf.last_id:
             await self.broker.catch_up(name)  # another process may have stored what the cursor names
             buf = room.buffer
         if (epoch is not None and epoch != buf.epoch) or after > buf.last_id:
@@ -189,14 +211,13 @@ class Hub(Membership, BackendHooks):
         if buf.holds_after(after):
             events = buf.after(after, limit)
             return Slice(events, events[-1].id if events else after, buf.epoch, False)
-        events = await self.store.read_after(name, after, limit)
-        if not events or events[0].id != after + 1:
+        stored = await self.store.read_after(name, after, limit)
+        if not stored or stored[0].id != after + 1:
             return self._truncated(room)
         # The store may hold commits not yet published here: hand out only what the buffer has
         # seen, or a reader attached now would get those events again live (or a cursor past it).
         published = room.buffer.last_id
-        if events[-1].id > published:
-            events = [e for e in events if e.id <= published]
+        events = [e for e in stored if e.id <= published]
         return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
     @staticmethod
@@ -228,61 +249,39 @@ class Hub(Membership, BackendHooks):
         full = len(events) == limit
         return Page(events, epoch, has_more=older and full, truncated=older and not full)
 
-    async def waiter(self, name: str, after: int, timeout_s: float) -> asyncio.Future[None] | None:
-        """A future resolved when the room has events after ``after``, at ``timeout_s`` or at shutdown;
-        None when there is no need to wait.  Cancel it to stop waiting.
-
-        The caller awaits the future itself: a publish wakes each long-poll in one step
-        (no task, shield or wait_for between the event and the answer).
-        """
-        room = await self.room(name)
-        if self.closing or room.buffer.last_id > after or timeout_s <= 0:
-            return None
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        room.waiters[waiter] = loop.call_later(timeout_s, _resolve, waiter)
-        waiter.add_done_callback(lambda done: self._unwait(room, done))
-        return waiter
-
-    @staticmethod
-    def _unwait(room: Room, waiter: asyncio.Future[None]) -> None:
-        timer = room.waiters.pop(waiter, None)
-        if timer is not None:
-            timer.cancel()
-        room.active_at = time.monotonic()
-
-    @staticmethod
-    def _wake(room: Room) -> None:
-        for waiter in room.waiters:
-            _resolve(waiter)
-
     # -- writing ----------------------------------------------------------------
 
     async def post(self, name: str, session: Session, text: object,
                    client_id: object = None) -> tuple[Event, bool]:
-        """Store and broadcast a message; ``(event, created)`` (False for a de-duplicated retry)."""
+        """A request that sends a message: the sender is present (joined first if it was not),
+        then the message is stored and published; ``(event, created)`` (False: a retry)."""
         text = validation.clean_text(text, self.config.max_message_chars)
         client_id = validation.clean_client_id(client_id)
         room = await self.room(name)
-        self.presence.check(name, room.presence, session)
+        self.attendance.rest(room, await self.attendance.arrive(room, session))
+        return await self.send(room, session, text, client_id)
+
+    async def send(self, room: Room, session: Session, text: str, client_id: str | None) -> tuple[Event, bool]:
+        """A validated message of a present session: rate-limited, stored, published."""
+        if room.presence.member_of(session) is None:
+            raise Forbidden("you are not in this room (you left it); join again to send")
         self.limiter.take(session.sid)
-        return await self._append(room, Draft("message", name, session.name, text, session.sid, client_id))
+        return await self.commit(room, Draft("message", room.name, session.name, text, session.sid, client_id))
 
-    async def _append(self, room: Room, draft: Draft) -> tuple[Event, bool]:
-        """Store ``draft`` and publish it once committed, even if our caller is cancelled
-        meanwhile: a committed event missing from the buffer would hold back every later one."""
+    async def commit(self, room: Room, draft: Draft) -> tuple[Event, bool]:
+        """Store ``draft`` and publish it, even if our caller is cancelled meanwhile: a committed
+        event missing from the buffer would hold back every later one."""
         room.writing += 1
-        task = asyncio.ensure_future(self.store.append(draft))
-        task.add_done_callback(lambda done: self._appended(room, done))
-        return await asyncio.shield(task)
+        return await asyncio.shield(asyncio.ensure_future(self._store_and_publish(room, draft)))
 
-    def _appended(self, room: Room, done: asyncio.Future[tuple[Event, bool]]) -> None:
-        room.writing -= 1
-        if done.cancelled() or done.exception() is not None:
-            return
-        event, created = done.result()
-        if created:
-            self._publish(room, event)
+    async def _store_and_publish(self, room: Room, draft: Draft) -> tuple[Event, bool]:
+        try:
+            event, created = await self.store.append(draft)
+            if created:
+                self.broker.publish(room.name, event)
+            return event, created
+        finally:
+            room.writing -= 1
 
     def typing(self, name: str, session: Session) -> bool:
         """Broadcast an ephemeral "is typing" notice: never stored, never given an id.
@@ -296,27 +295,66 @@ class Hub(Membership, BackendHooks):
         if now - room.typing_at.get(session.sid, -TYPING_MIN_INTERVAL_S) < TYPING_MIN_INTERVAL_S:
             return False
         room.typing_at[session.sid] = now
-        payload = Payload(dumps({"type": "typing", "user": session.name}))
-        room.broadcast(payload)
-        if self.broker is not None:
-            self.broker.relay(name, payload)
+        self.broker.relay(name, Payload(dumps({"type": "typing", "user": session.name})))
         return True
 
-    def _publish(self, room: Room, event: Event) -> None:
-        room.active_at = time.monotonic()
-        for ready in room.buffer.append(event):
-            room.broadcast(ready.payload)
-        self._wake(room)
+    # -- what a broker or presence store calls (rooms.ports.Core) ----------------------
 
-    def batch_pending(self, name: str, listener: Listener) -> bool:
-        """True when ``listener`` is about to get a batch of room ``name``'s broadcasts.
-
-        A listener's own frames written meanwhile must go after that batch to keep the order.
-        """
+    def deliver(self, name: str, event: Event) -> int | None:
         room = self._rooms.get(name)
-        return room is not None and bool(room.outbox) and listener in room.listeners
+        if room is None:
+            return None
+        room.active_at = time.monotonic()
+        ready = room.buffer.append(event)
+        for published in ready:
+            room.broadcast(published.payload)
+            if published.type != "message":  # after a join or leave: the user list that goes with it
+                room.broadcast(self.users_payload(room))
+        if ready:
+            room.wake()
+        return room.buffer.last_id
 
+    def deliver_ephemeral(self, name: str, payload: Payload) -> None:
+        room = self._rooms.get(name)
+        if room is not None:
+            room.broadcast(payload)
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def position(self, name: str) -> tuple[str, int] | None:
+        room = self._rooms.get(name)
+        return (room.buffer.epoch, room.buffer.last_id) if room is not None else None
+
+    def local_members(self, name: str) -> list[Session]:
+        room = self._rooms.get(name)
+        return room.presence.sessions() if room is not None else []
+
+    def presence_changed(self, name: str, gone: list[Session]) -> None:
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        for session in gone:
+            self.attendance.drop(room, session)
+        room.broadcast(self.users_payload(room))
+
+    async def announce(self, name: str, kind: str, session: Session) -> None:
+        room = self._rooms.get(name)
+        if room is not None:
+            await self.attendance.announce(room, kind, session)
+            return
+        try:
+            await self.store.append(Draft(kind, name, session.name, None, session.sid))
+        except ChatError as exc:
+            log.warning("could not store %s of %s in %s: %s", kind, session.name, name, exc.detail)
+
+    async def reload_room(self, name: str) -> None:
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        state = await self.store.open_room(name, self.config.buffer_size)
+        log.warning("history of %s reloaded (epoch %s -> %s)", name, room.buffer.epoch, state.epoch)
+        room.buffer = self._buffer(state)
+        room.outbox.clear()
+        room.replies.clear()
+        for listener in tuple(room.listeners):
+            room.listeners.discard(listener)
+            listener.end(Ending.HISTORY_RESET)
+        room.wake()

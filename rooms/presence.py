@@ -1,58 +1,40 @@
-"""Who is in a room: members keyed by casefolded name, each with its live connections.
+"""Who is in a room, as this process sees it: members keyed by casefolded name.
 
-A member is present while it has at least one connection (a WebSocket, or a
-long-poll in progress).  When the last one goes, the hub starts a grace timer so
-a page reload does not announce a leave and a join.
+Presence belongs to the *session in the room*, not to a connection.  A member is
+present while it has a live connection (a WebSocket, a stream, a long-poll in
+progress: ``live``) or made a request in the room (a page view, a post, a poll:
+``seen_at``) within the grace period.  The hub keeps one timer per member that
+has nothing live; it fires at ``seen_at + grace`` and looks again, so a request
+costs an assignment, not a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from .errors import NameTaken
-from .events import Batch
+from .models import Session
+from .ports import Listener
 from .validation import name_key
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """An authenticated person: a random session id bound to one display name."""
-
-    sid: str
-    name: str
-
-
-class Listener(Protocol):
-    """A live recipient of a room's broadcasts (a WebSocket connection)."""
-
-    def send_batch(self, batch: Batch) -> None:
-        """Everything broadcast to the room in one loop iteration, in order."""
-
-    def close_for(self, code: int, reason: str) -> None: ...
-
-
-@dataclass(eq=False, slots=True)
-class Connection:
-    """One WebSocket or long-poll of a session in a room."""
-
-    room: str
-    session: Session
-    listener: Listener | None = None
-    closed: bool = False
 
 
 @dataclass(eq=False, slots=True)
 class Member:
     session: Session
-    connections: set[Connection] = field(default_factory=set)
-    leave_timer: asyncio.TimerHandle | None = None
+    live: int = 0  # open connections of the session in the room
+    seen_at: float = 0.0  # monotonic seconds: the last request, or the end of the last connection
+    timer: asyncio.TimerHandle | None = None  # the grace check, while nothing is live
+    listeners: set[Listener] = field(default_factory=set)
 
     def cancel_timer(self) -> None:
-        if self.leave_timer is not None:
-            self.leave_timer.cancel()
-            self.leave_timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def name_taken(session: Session) -> NameTaken:
+    return NameTaken(f"the name {session.name!r} is already in use in this room")
 
 
 class RoomPresence:
@@ -66,19 +48,17 @@ class RoomPresence:
         """Raise :class:`NameTaken` if the session's name is present under another session."""
         member = self.members.get(name_key(session.name))
         if member is not None and member.session.sid != session.sid:
-            raise NameTaken(f"the name {session.name!r} is already in use in this room")
+            raise name_taken(session)
 
-    def add(self, conn: Connection) -> tuple[Member, bool]:
-        """Attach ``conn``; return its member and whether the member is new (a join)."""
-        self.check(conn.session)
-        key = name_key(conn.session.name)
+    def add(self, session: Session, now_s: float) -> tuple[Member, bool]:
+        """The session's member, and whether it is new (a join); raises NameTaken."""
+        self.check(session)
+        key = name_key(session.name)
         member = self.members.get(key)
-        joined = member is None
-        if member is None:
-            member = self.members[key] = Member(conn.session)
-        member.cancel_timer()
-        member.connections.add(conn)
-        return member, joined
+        if member is not None:
+            return member, False
+        member = self.members[key] = Member(session, seen_at=now_s)
+        return member, True
 
     def member_of(self, session: Session) -> Member | None:
         member = self.members.get(name_key(session.name))
@@ -86,13 +66,16 @@ class RoomPresence:
             return member
         return None
 
-    def remove_member(self, member: Member) -> bool:
+    def remove(self, member: Member) -> bool:
         key = name_key(member.session.name)
         if self.members.get(key) is member:
             member.cancel_timer()
             del self.members[key]
             return True
         return False
+
+    def sessions(self) -> list[Session]:
+        return [m.session for m in self.members.values()]
 
     def users(self) -> list[str]:
         return sorted((m.session.name for m in self.members.values()), key=str.casefold)

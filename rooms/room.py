@@ -1,9 +1,10 @@
-"""One loaded room's state, its per-iteration broadcast batching, and a page of history.
+"""One loaded room: its buffer, presence, listeners and long-poll waiters, and the
+per-iteration broadcast batching that reaches each listener in one write.
 
-A :class:`Room` is what the hub keeps in memory for a room while anyone uses it:
-the buffer, the local presence, the listeners and long-poll waiters, and the
-outbox of payloads broadcast in the current loop iteration (sent as one
-:class:`~rooms.events.Batch` by :meth:`Room.flush`).
+What a room broadcasts in one loop iteration is queued in :attr:`Room.outbox` and
+handed to every listener as one :class:`~rooms.models.Batch` by :meth:`Room.flush`.
+A reply to one listener (an ack, an error) queued while a batch is pending goes out
+behind that batch, so a client never sees the ack of an event before the event.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from .buffer import RoomBuffer
-from .events import Batch, Event, Payload
-from .presence import Listener, RoomPresence
+from .models import Batch, Payload
+from .ports import Listener
+from .presence import RoomPresence
 
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
 
@@ -25,12 +27,13 @@ class Room:
     buffer: RoomBuffer
     presence: RoomPresence = field(default_factory=RoomPresence)
     listeners: set[Listener] = field(default_factory=set)
-    # Long-poll waiters: each its own future (awaited directly by its handler), and its timeout.
+    # Long-poll waiters: each its own future (awaited directly by its poll), and its timeout.
     waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
     typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice
     active_at: float = field(default_factory=time.monotonic)  # monotonic seconds; the sweep drops idle rooms
     writing: int = 0  # appends in flight: the room stays loaded until they are published
     outbox: list[Payload] = field(default_factory=list)  # broadcast this loop iteration, not yet sent
+    replies: dict[Listener, list[Payload]] = field(default_factory=dict)  # queued behind the outbox
 
     @property
     def waiting(self) -> int:
@@ -40,27 +43,59 @@ class Room:
     def idle(self) -> bool:
         return not (self.listeners or self.presence.members or self.waiters or self.writing)
 
-    def broadcast(self, payload: Payload) -> None:
-        """Queue ``payload`` for every listener; sent at the next loop iteration.
+    # -- broadcasting -------------------------------------------------------------
 
-        What a room broadcasts in one iteration reaches each member in one write
-        (:meth:`flush`), not one per payload.
-        """
+    def broadcast(self, payload: Payload) -> None:
+        """Queue ``payload`` for every listener; sent at the next loop iteration."""
         if not self.listeners:
             return
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self.flush)
         self.outbox.append(payload)
 
+    def reply(self, listener: Listener, payload: Payload) -> None:
+        """Send ``payload`` to ``listener`` alone, after any batch it is about to get."""
+        if self.outbox and listener in self.listeners:
+            self.replies.setdefault(listener, []).append(payload)
+        else:
+            listener.send_own([payload])
+
     def flush(self) -> None:
         """Hand the payloads queued by :meth:`broadcast` to every listener, as one batch."""
         if not self.outbox:
             return
         batch = Batch(latest_presence_only(self.outbox))
-        self.outbox = []
+        replies, self.outbox, self.replies = self.replies, [], {}
         # A listener may close (and leave the set) while we send: iterate a copy.
         for listener in tuple(self.listeners):
-            listener.send_batch(batch)
+            listener.send_batch(batch, replies.pop(listener, None))
+        for listener, own in replies.items():  # left the room meanwhile: its replies still go
+            listener.send_own(own)
+
+    # -- long-poll waiters ----------------------------------------------------------
+
+    def wait(self, timeout_s: float) -> asyncio.Future[None]:
+        """A future resolved at the next publish, at ``timeout_s`` or at shutdown; cancel it to stop."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiters[waiter] = loop.call_later(timeout_s, _resolve, waiter)
+        waiter.add_done_callback(self._unwait)
+        return waiter
+
+    def _unwait(self, waiter: asyncio.Future[None]) -> None:
+        timer = self.waiters.pop(waiter, None)
+        if timer is not None:
+            timer.cancel()
+        self.active_at = time.monotonic()
+
+    def wake(self) -> None:
+        for waiter in self.waiters:
+            _resolve(waiter)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def latest_presence_only(payloads: list[Payload]) -> list[Payload]:
@@ -74,13 +109,3 @@ def latest_presence_only(payloads: list[Payload]) -> list[Payload]:
         return payloads
     drop = set(lists[:-1])
     return [p for i, p in enumerate(payloads) if i not in drop]
-
-
-@dataclass(slots=True)
-class Page:
-    """A page of history going back: ``events`` oldest first."""
-
-    events: list[Event]
-    epoch: str
-    has_more: bool  # older events are held: ask again with before=events[0].id
-    truncated: bool  # older events existed but are no longer held (retention, or memory only)

@@ -164,6 +164,11 @@ def session_cookie(resp: Response) -> str:
     raise AssertionError(f"no session cookie in {resp.headers.get_list('Set-Cookie')}")
 
 
+def as_user(user: User, api: Api) -> User:
+    """The same session talking to another process (any process accepts its token)."""
+    return User(api, user.name, user.room, user.token)
+
+
 async def form_join(api: Api, name: str, room: str, headers: dict[str, str] | None = None) -> Response:
     """``POST /join`` the way a browser form does it (no Accept: application/json)."""
     return await api.request("POST", "/join", form={"name": name, "room": room}, headers=headers)

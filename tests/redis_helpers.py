@@ -14,7 +14,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.chatclient import Api, User
+from tests.chatclient import User, as_user
 from tests.servers import ROOT, ChatProcess, free_port, stop_process, wait_until
 
 __all__ = ["ROOT", "ChatServer", "Nginx", "RedisServer", "as_user", "free_port", "history", "start_servers",
@@ -150,11 +150,6 @@ class Nginx:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, signal.SIGQUIT)
-
-
-def as_user(user: User, api: Api) -> User:
-    """The same session talking to another process (any process accepts its token)."""
-    return User(api, user.name, user.room, user.token)
 
 
 async def history(user: User, through: int = 0) -> list[dict]:

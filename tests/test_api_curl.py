@@ -73,11 +73,12 @@ async def test_readme_curl_session(api, chat_url):
     assert await a.recv_until(is_event("message", "Budi")) == posted
 
     first, second, third = lines[1:]
-    # after=0: everything so far: Ani's join and message, Budi's message, and Budi's join (his first poll)
+    # after=0: everything so far: Ani's join and message, then Budi's join (announced by his
+    # first request in the room, the post) before his message
     assert [(e["type"], e["user"], e.get("text")) for e in first["events"]] == [
         ("join", "Ani", None), ("message", "Ani", "halo dari browser"),
-        ("message", "Budi", "halo semua"), ("join", "Budi", None)]
-    assert first["events"][1] == mine and first["events"][2] == posted
+        ("join", "Budi", None), ("message", "Budi", "halo semua")]
+    assert first["events"][1] == mine and first["events"][3] == posted
     assert first["cursor"] == first["events"][-1]["id"] and first["truncated"] is False
     # then nothing new: empty answers at the timeout, with the same cursor
     assert second["events"] == [] and second["cursor"] == first["cursor"]

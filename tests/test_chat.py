@@ -44,7 +44,7 @@ async def test_event_fields(api):
     assert resp.status == 201
     event = resp.json
     assert set(event) == {"id", "type", "room", "user", "ts", "text"}
-    assert event["type"] == "message" and event["id"] == 1
+    assert event["type"] == "message" and event["id"] == 2  # after Ani's join (her first request here)
     # YYYY-MM-DDTHH:MM:SS.sssZ
     ts = event["ts"]
     assert len(ts) == 24 and ts[10] == "T" and ts[19] == "." and ts.endswith("Z"), ts

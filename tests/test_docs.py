@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import yaml
-from tornado.options import OptionParser
 
-import chat
+import settings
+from backends import open_backend
 from handlers import AppConfig, routes
-from rooms import Hub, MemoryStore, errors
+from rooms import Hub, errors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,14 +20,22 @@ def _read(name: str) -> str:
     return (ROOT / name).read_text(encoding="utf-8")
 
 
-def test_every_option_is_in_the_readme_table_and_nothing_else():
-    parser = OptionParser()
-    chat.define_options(parser)
-    defined = {"--" + name.replace("_", "-") for name in parser.as_dict() if name != "help"}
+def test_readme_options_table_is_the_one_generated_from_settings():
+    """Row for row: run ``python settings.py`` and paste its output over README's table."""
+    readme = _read("README.md").splitlines()
+    start = readme.index("| option | default | meaning |")
+    end = next((i for i in range(start, len(readme)) if not readme[i].startswith("|")), len(readme))
+    assert "\n".join(readme[start:end]) + "\n" == settings.readme_table(), (
+        "README's options table differs from settings.py: paste the output of `python settings.py`")
+
+
+def test_every_option_has_a_readme_row_help_and_an_environment_variable():
+    flags = [option.flag for option in settings.OPTIONS]
     table = [line for line in _read("README.md").splitlines() if line.startswith("| `--")]
-    documented = set(re.findall(r"`(--[a-z0-9-]+)`", "\n".join(table)))
-    assert defined - documented == set(), "options missing from README's table"
-    assert documented - defined == set(), "README documents options that do not exist"
+    assert re.findall(r"^\| `(--[a-z0-9-]+)` \|", "\n".join(table), re.M) == flags
+    help_text = settings.help_text()
+    for option in settings.OPTIONS:
+        assert f"  {option.flag}" in help_text and option.env in help_text
 
 
 def test_every_error_code_is_in_the_protocol_doc():
@@ -45,7 +53,7 @@ def _route_template(pattern: str) -> str:
 
 def test_openapi_paths_match_the_routes():
     spec = yaml.safe_load(_read("docs/openapi.yaml"))
-    served = {_route_template(pattern) for pattern, *_ in routes(Hub(MemoryStore()), AppConfig("x"))}
+    served = {_route_template(pattern) for pattern, *_ in routes(Hub(open_backend("memory")), AppConfig("x"))}
     html_or_ws = {"/", "/rooms/{room}", "/rooms/{room}/ws"}
     assert set(spec["paths"]) == served - html_or_ws
 

@@ -21,11 +21,11 @@ import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
+from backends.sqlite.schema import APPLICATION_ID, MIGRATIONS
+from backends.sqlite.store import SQLiteStore
 from rooms import errors
-from rooms.events import Draft
-from rooms.sqlite_schema import APPLICATION_ID, MIGRATIONS
-from rooms.sqlite_store import SQLiteStore
-from tests.chatclient import Api, Response, Socket, User, room_url
+from rooms.models import Draft
+from tests.chatclient import Api, Response, Socket, User, as_user, room_url
 from tests.servers import ChatProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,8 +269,8 @@ async def test_kill_9_loses_no_acknowledged_event_and_clients_resume(servers):
 # -- failures: read-only, full ----------------------------------------------------------------
 
 
-async def seed(server: ChatProcess, count: int) -> tuple[str, list[dict[str, Any]]]:
-    """Start ``server``, post ``count`` messages, stop it cleanly; (epoch, events)."""
+async def seed(server: ChatProcess, count: int) -> tuple[User, str, list[dict[str, Any]]]:
+    """Start ``server``, post ``count`` messages, stop it cleanly; (the poster, epoch, events)."""
     await server.started()
     api = Api(server.url)
     try:
@@ -279,32 +279,30 @@ async def seed(server: ChatProcess, count: int) -> tuple[str, list[dict[str, Any
             resp = await user.post(f"lama {i}", client_id=f"lama-{i}")
             assert resp.status == 201, resp.body
         page = await user.poll(before=10**9, limit=200)
-        assert page.status == 200 and len(page.json["events"]) == count
-        return page.json["epoch"], page.json["events"]
+        assert page.status == 200
+        assert [e["type"] for e in page.json["events"]] == ["join"] + ["message"] * count
+        return user, page.json["epoch"], page.json["events"]
     finally:
         api.close()
         server.stop()
 
 
-async def assert_refused_but_readable(api: Api, epoch: str, kept: list[dict[str, Any]],
+async def assert_refused_but_readable(api: Api, user: User, epoch: str, kept: list[dict[str, Any]],
                                       reason: str) -> list[dict[str, Any]]:
     """Sends fail with store_error and no ack; history, long-poll, the WebSocket and /rooms still work.
 
-    Returns the history as then stored: ``kept``, plus on a nearly full disk the small join
-    event that may still fit where a message with its exactly-once key did not.
+    ``user`` comes back within the grace period after the restart: still present, not announced
+    again.  Returns the history as then stored: exactly ``kept``.
     """
-    ani = await api.join("Ani", ROOM)
+    ani = as_user(user, api)
     resp = await ani.post("tidak tersimpan", client_id="baru-1")
     assert resp.status == 503, resp.body
     assert resp.json["error"] == "store_error" and reason in resp.json["detail"], resp.json
     sock = await ani.ws(after=0, epoch=epoch)
     hello, replay, users = await sock.handshake()
     assert hello["epoch"] == epoch and hello["truncated"] is False
-    assert replay[:len(kept)] == kept
-    assert [e["type"] for e in replay[len(kept):]] in ([], ["join"])
-    if reason == "read-only":
-        assert replay == kept
-    assert users == ["Ani"]  # presence works, even where its join could not be stored
+    assert replay == kept  # nothing new stored, and no second join of Ani
+    assert users == ["Ani"]  # present since before the restart
     await sock.send({"type": "message", "text": "juga tidak", "client_id": "baru-2"})
     frame = await sock.recv()
     assert frame is not None and frame["type"] == "error", frame  # not an ack
@@ -320,14 +318,14 @@ async def assert_refused_but_readable(api: Api, epoch: str, kept: list[dict[str,
 
 @pytest.mark.gen_test(timeout=60)
 async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers):
-    server = servers()
-    epoch, kept = await seed(server, 5)
+    server = servers("--presence-grace=60")  # Ani comes back after each restart: still present
+    seeded, epoch, kept = await seed(server, 5)
     db = server.data_dir / "obrolan.sqlite3"
     db.chmod(0o444)  # the folder stays writable: SQLite may still create its -wal/-shm files
     await server.started(wrapper=ROOT_IGNORES_FILE_MODES)
     api = Api(server.url)
     try:
-        await assert_refused_but_readable(api, epoch, kept, "read-only")
+        await assert_refused_but_readable(api, seeded, epoch, kept, "read-only")
     finally:
         api.close()
         server.stop()
@@ -335,7 +333,7 @@ async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers)
     await server.started()  # writable again: nothing false was stored, ids go on
     api = Api(server.url)
     try:
-        ani = await api.join("Ani", ROOM)
+        ani = as_user(seeded, api)
         resp = await ani.post("tersimpan", client_id="baru-1")
         assert resp.status == 201 and resp.json["id"] == kept[-1]["id"] + 1
         assert [e["id"] for e in await read_pages(ani)] == list(range(1, resp.json["id"] + 1))
@@ -346,15 +344,15 @@ async def test_read_only_database_refuses_sends_and_keeps_serving_reads(servers)
 
 @pytest.mark.gen_test(timeout=60)
 async def test_full_disk_refuses_sends_without_false_acks(servers):
-    server = servers()
-    epoch, kept = await seed(server, 3)
+    server = servers("--presence-grace=60")  # Ani comes back after each restart: still present
+    seeded, epoch, kept = await seed(server, 3)
     # Every file the server writes may grow to 64 KiB, then writes fail as on a full disk
     # (the WAL reaches that after a few dozen commits).  The log would count too: no log.
     await server.started(preexec_fn=file_size_limit(64 * 1024), log=False)
     api = Api(server.url)
     acked: list[dict[str, Any]] = []
     try:
-        ani = await api.join("Ani", ROOM)
+        ani = as_user(seeded, api)  # back within the grace period: still present, no new join
         # Long messages until one does not fit, then short ones until not even those do.
         for size in (1500, 1):
             for i in range(2000):
@@ -364,14 +362,14 @@ async def test_full_disk_refuses_sends_without_false_acks(servers):
                 acked.append(resp.json)
             assert resp.status == 503, "the disk never filled up"
             assert resp.json["error"] == "store_error" and "disk" in resp.json["detail"], resp.json
-        stored = await assert_refused_but_readable(api, epoch, kept + acked, "disk")
+        stored = await assert_refused_but_readable(api, seeded, epoch, kept + acked, "disk")
     finally:
         api.close()
         server.kill()
     await server.started()  # room again: every acknowledged event is there, and nothing else
     api = Api(server.url)
     try:
-        ani = await api.join("Ani", ROOM)
+        ani = as_user(seeded, api)
         assert await read_pages(ani) == stored
         resp = await ani.post("lega", client_id="baru-2")
         assert resp.status == 201 and resp.json["id"] == stored[-1]["id"] + 1

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from backends.sqlite.store import SQLiteStore
 from chat import make_app, parse_settings
-from rooms.events import Draft
-from rooms.sqlite_store import SQLiteStore
+from rooms.models import Draft
 from tests.chatclient import User, room_url
 
 OLD_TS = "2020-03-01T08:00:00.000Z"
@@ -45,16 +45,17 @@ async def walk_back(user: User, limit: int) -> tuple[list[dict[str, Any]], dict[
 # -- paging ----------------------------------------------------------------------------------
 
 
-@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0)
+@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0, presence_grace=30.0)
 @pytest.mark.gen_test(timeout=30)
 async def test_paging_walks_the_whole_history_beyond_the_buffer(api):
     ani = await api.join("Ani", "arsip")
-    ids = await post_many(ani, 120)
-    assert ids == list(range(1, 121))
+    ids = await post_many(ani, 120)  # her first post makes her present: her join is id 1
+    assert ids == list(range(2, 122))
     for limit in (1, 7, 50, 200):
         events, last = await walk_back(ani, limit)
-        assert [e["id"] for e in events] == ids
-        assert [e["text"] for e in events] == [f"pesan {i}" for i in range(120)]
+        assert [e["id"] for e in events] == [1, *ids]
+        assert [(e["type"], e.get("text")) for e in events] == [("join", None)] + [
+            ("message", f"pesan {i}") for i in range(120)]
         assert last["truncated"] is False and last["before"] == 1
     page = (await ani.poll(before=31, limit=5)).json
     assert [e["id"] for e in page["events"]] == [26, 27, 28, 29, 30]
@@ -76,7 +77,7 @@ async def test_paging_refuses_bad_arguments(api):
         assert resp.json["error"] == code, (query, resp.json)
 
 
-@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0)
+@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0, presence_grace=30.0)
 @pytest.mark.gen_test(timeout=30)
 async def test_older_messages_link_walks_back_without_javascript(api):
     ani = await api.join("Ani", "arsip")
@@ -95,26 +96,26 @@ async def test_older_messages_link_walks_back_without_javascript(api):
         if "hidden" in link.group(2):
             break
         path = html.unescape(link.group(1))
-    assert seen == list(range(1, 121))
+    assert seen == list(range(1, 122))
 
 
 # -- resuming from beyond the buffer --------------------------------------------------------
 
 
-@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0)
+@pytest.mark.settings(store="sqlite", buffer_size=10, rate_limit=0, presence_grace=30.0)
 @pytest.mark.gen_test(timeout=30)
 async def test_cursor_older_than_the_buffer_is_answered_exactly_from_disk(api):
     ani = await api.join("Ani", "arsip")
     budi = await api.join("Budi", "arsip")
-    await post_many(ani, 60)
-    resp = await budi.poll(after=3, wait=0)  # Budi's poll stores his join, id 61
+    await post_many(ani, 60)  # Ani's join is id 1, her messages 2..61
+    resp = await budi.poll(after=3, wait=0)  # Budi's poll stores his join, id 62
     body = resp.json
     assert body["truncated"] is False
-    assert [e["id"] for e in body["events"]] == list(range(4, 62)) and body["cursor"] == 61
+    assert [e["id"] for e in body["events"]] == list(range(4, 63)) and body["cursor"] == 62
     sock = await ani.ws(after=5, epoch=body["epoch"])
     hello, replay, _ = await sock.handshake()
     assert hello["truncated"] is False and hello["epoch"] == body["epoch"]
-    assert [e["id"] for e in replay] == list(range(6, replay[-1]["id"] + 1)) and replay[-1]["id"] >= 62
+    assert [e["id"] for e in replay] == list(range(6, 63))  # Ani was present already: no new join
     sock.close()
 
 
@@ -179,16 +180,16 @@ def aged_history(settings, io_loop):
 @pytest.mark.gen_test(timeout=30)
 async def test_retention_by_age_applies_at_start(aged_history, api):
     ani = await api.join("Ani", "campur")
-    events, last = await walk_back(ani, 50)
+    events, last = await walk_back(ani, 50)  # paging the archive does not make her present
     assert [(e["id"], e["text"]) for e in events] == [(6, "baru 0"), (7, "baru 1"), (8, "baru 2")]
     assert last["truncated"] is True
-    old = (await ani.poll(after=2, wait=0)).json
-    assert old["truncated"] is True and [e["id"] for e in old["events"]][:3] == [6, 7, 8]
+    old = (await ani.poll(after=2, wait=0)).json  # a poll does: her join is id 9
+    assert old["truncated"] is True and [e["id"] for e in old["events"]] == [6, 7, 8, 9]
     empty = await api.join("Budi", "kuno")
     events, last = await walk_back(empty, 50)
     assert events == [] and last["truncated"] is True  # all of it was older than an hour
     resp = await empty.post("hidup lagi")
-    assert resp.json["id"] == 6
+    assert resp.json["id"] == 7  # after Budi's join, id 6
 
 
 # -- rooms -----------------------------------------------------------------------------------

@@ -101,8 +101,8 @@ async def test_control_characters_are_refused_not_stripped(api):
     # newline and tab are fine inside a message, and kept exactly
     ok = await user.post("baris satu\nbaris dua\tdengan tab")
     assert ok.status == 201 and ok.json["text"] == "baris satu\nbaris dua\tdengan tab"
-    poll = await user.poll(after=0, wait=0)  # Ani's first poll: her join comes after the message
-    assert [e.get("text") for e in poll.json["events"]] == ["baris satu\nbaris dua\tdengan tab", None]
+    poll = await user.poll(after=0, wait=0)  # Ani's first post made her present: her join, then it
+    assert [e.get("text") for e in poll.json["events"]] == [None, "baris satu\nbaris dua\tdengan tab"]
 
 
 @pytest.mark.gen_test

@@ -140,7 +140,7 @@ async def test_room_page_without_session_redirects_to_the_join_form(api):
 @pytest.mark.gen_test
 async def test_room_page_renders_users_and_the_last_50_events(api):
     citra = await api.join("Citra", "Proyek PBO")
-    c = await citra.ws()  # present; page views do not make anyone present
+    c = await citra.ws()  # present
     await c.handshake()
     for i in range(60):
         assert (await citra.post(f"pesan-{i:03d}")).status == 201
@@ -149,13 +149,14 @@ async def test_room_page_renders_users_and_the_last_50_events(api):
     assert page.status == 200
     html = page.body.decode()
     assert "Welcome, Budi!" in html
-    users = list_items(page.body, "users")
-    assert len(users) == 1 and "Citra" in users[0]
-    # Citra's join is id 1 and her messages 2..61: the last 50 events are pesan-010..pesan-059.
+    users = list_items(page.body, "users")  # the page view made Budi present too
+    assert len(users) == 2 and "Budi" in users[0] and "Citra" in users[1]
+    # Citra's join is id 1, her messages 2..61, Budi's join 62: the last 50 events are
+    # pesan-011..pesan-059 and Budi's join.
     assert len(list_items(page.body, "messages")) == 50
     texts = page_text(page.body, "messages")
-    assert [i for i in range(60) if f"pesan-{i:03d}" in texts] == list(range(10, 60))
-    assert "Citra joined" not in texts
+    assert [i for i in range(60) if f"pesan-{i:03d}" in texts] == list(range(11, 60))
+    assert "Citra joined" not in texts and "Budi joined" in texts
     c.close()
 
 

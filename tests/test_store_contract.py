@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from rooms import errors, make_store
-from rooms.events import Draft, utc_timestamp
-from rooms.redis_store import RedisLink, RedisStore
-from rooms.store import Retention, Store
+from backends import open_store
+from backends.redis import RedisLink, RedisStore
+from rooms import errors
+from rooms.models import Draft, Retention, utc_timestamp
+from rooms.ports import Store
 from tests.redis_helpers import RedisServer
 
 STORES = ["memory", "sqlite", "redis"]
@@ -45,7 +46,7 @@ class Stores:
         if self.redis is not None:
             store: Store = RedisStore(RedisLink(self.redis.url), retention)
         else:
-            store = make_store(self.kind, str(self.data_dir), retention)
+            store = open_store(self.kind, str(self.data_dir), retention)
         await store.start()
         self.opened.append(store)
         return store

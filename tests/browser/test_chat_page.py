@@ -114,6 +114,7 @@ async def test_browser_without_websocket_falls_back_to_long_poll_and_chats(chat_
             who.assert_no_page_errors()
 
 
+@pytest.mark.server(presence_grace=120.0)  # Sari, who only posts, stays present throughout
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
 async def test_without_javascript_join_read_history_and_post_by_forms(chat_server):
     api = Api(chat_server.url)
@@ -129,12 +130,15 @@ async def test_without_javascript_join_read_history_and_post_by_forms(chat_serve
             await expect(nojs.status).to_have_text("Not live")
             await expect(page.get_by_role("link", name="Refresh")).to_be_visible()
             await expect(nojs.message("pesan nomor 55")).to_be_visible()
-            await expect(nojs.texts).to_have_count(50)  # the last 50 events, all messages here
-            await expect(nojs.texts.first).to_have_text("pesan nomor 6")
+            # The last 50 events: Sari's join is id 1, her messages 2..56, and the page view made
+            # Nojs present (his join, id 57): 49 messages and his join.
+            await expect(nojs.texts).to_have_count(49)
+            await expect(nojs.texts.first).to_have_text("pesan nomor 7")
+            await expect(page.locator("#users")).to_contain_text("Nojs")
 
             await page.get_by_role("link", name="Older messages").click()
             await expect(nojs.texts.first).to_have_text("pesan nomor 1")
-            await expect(nojs.texts).to_have_count(5)
+            await expect(nojs.texts).to_have_count(6)
             await page.get_by_role("link", name="Back to the newest messages").click()
             await expect(nojs.texts.last).to_have_text("pesan nomor 55")
 
@@ -144,8 +148,8 @@ async def test_without_javascript_join_read_history_and_post_by_forms(chat_serve
             await expect(page.locator("#messages .mine .text")).to_have_text(["saya membaca tanpa JavaScript"])
 
             newest = (await sari.poll(limit=2)).json["events"]  # paging: no presence side effect
-            assert [(e["id"], e["user"], e.get("text")) for e in newest] == [
-                (55, "Sari", "pesan nomor 55"), (56, "Nojs", "saya membaca tanpa JavaScript")]
+            assert [(e["id"], e["type"], e["user"], e.get("text")) for e in newest] == [
+                (57, "join", "Nojs", None), (58, "message", "Nojs", "saya membaca tanpa JavaScript")]
 
             await page.click("button.leave")
             await expect(page.locator("#room")).to_have_value("arsip")
@@ -154,7 +158,8 @@ async def test_without_javascript_join_read_history_and_post_by_forms(chat_serve
             # The same history with JavaScript: "Older messages" loads in place.
             jaya = await person(browser, chat_server, "Jaya")
             await jaya.join("arsip")
-            await expect(jaya.texts.first).to_have_text("pesan nomor 7")
+            # Nojs's message (58) and leave (59), Jaya's join (60): the last 50 are ids 11..60
+            await expect(jaya.texts.first).to_have_text("pesan nomor 10")
             await jaya.page.get_by_role("link", name="Older messages").click()
             await expect(jaya.texts.first).to_have_text("pesan nomor 1")
             await expect(jaya.texts).to_have_count(56)

@@ -3,8 +3,9 @@
 A process subscribes only to the rooms its hub holds (``hold`` before the hub reads a
 room's state, so nothing appended in between is missed; ``release`` when the hub drops
 it).  One reader task takes every message off the subscription and hands events to
-``hub.deliver_remote``: the hub's own publish path, one encode per process.  Events this
-process appended itself come back too and are skipped by id without being decoded.
+``core.deliver``: the hub's one publish path, one encode per process.  An event this
+process appended is delivered here at once by :meth:`RedisBroker.publish` (the append
+script has already published it to the others); its echo is skipped by id undecoded.
 
 Ids tell us when something is missing: an event newer than the buffer's next id is held
 back by the buffer, and if the gap is still there :data:`GAP_FILL_WAIT_S` later (the
@@ -22,16 +23,15 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .backend import Broker
-from .errors import ChatError, Unavailable
-from .events import Payload
-from .redis_presence import RedisPresence
-from .redis_store import CATCH_UP_BATCH, KEY_PREFIX, UNREACHABLE, RedisLink, RedisStore, channel, event_from_json
+from rooms.errors import ChatError, Unavailable
+from rooms.models import Event, Payload
+from rooms.ports import Broker, Core
 
-if TYPE_CHECKING:
-    from .hub import Hub
+from .link import KEY_PREFIX, UNREACHABLE, RedisLink, channel, event_from_json
+from .presence import RedisPresence
+from .store import CATCH_UP_BATCH, RedisStore
 
 log = logging.getLogger("obrolan.redis.broker")
 
@@ -50,7 +50,7 @@ class RedisBroker(Broker):
         self.link = link
         self.store = store
         self.presence = presence
-        self.hub: Hub | None = None
+        self.core: Core | None = None
         self._held: set[str] = set()
         self._pubsub: Any = None
         self._confirm: dict[bytes, asyncio.Future[None]] = {}
@@ -69,9 +69,8 @@ class RedisBroker(Broker):
 
     # -- life cycle -------------------------------------------------------------------
 
-    async def start(self, hub: Hub) -> None:
-        self.hub = hub
-        await self.presence.start(hub)
+    async def start(self, core: Core) -> None:
+        self.core = core
         self._reader = asyncio.ensure_future(self._run())
         self._watchdog = asyncio.ensure_future(self._watch())
 
@@ -82,7 +81,6 @@ class RedisBroker(Broker):
                 task.cancel()
         for handle in self._gap_timers.values():
             handle.cancel()
-        await self.presence.close()
         if self._pubsub is not None:
             await self._drop(self._pubsub)
 
@@ -268,20 +266,22 @@ class RedisBroker(Broker):
     # -- events ------------------------------------------------------------------------------
 
     def _on_event(self, room: str, data: bytes) -> None:
-        hub = self.hub
-        loaded = hub.loaded(room) if hub is not None else None
-        if loaded is None:
+        core = self.core
+        position = core.position(room) if core is not None else None
+        if core is None or position is None:
             return
+        held_epoch, held_last_id = position
         space = data.index(b" ")
         epoch = data[1:space].decode()
-        if epoch != loaded.buffer.epoch:
+        if epoch != held_epoch:
             self._schedule_fill(room, 0.0)  # the catch-up sees the new epoch and reloads the room
             return
         for body in data[space + 1:].split(b"\n"):  # one append batch's events of this room, in order
             event_id = int(body[6:body.index(b",", 6)])  # body is b'{"id":N,...'
-            if event_id <= loaded.buffer.last_id:
+            if event_id <= held_last_id:
                 continue  # ours, or already filled in
-            last_id = hub.deliver_remote(room, event_from_json(body))
+            last_id = core.deliver(room, event_from_json(body))
+            held_last_id = last_id if last_id is not None else held_last_id
             if last_id is not None and last_id < event_id:
                 self._schedule_fill(room, GAP_FILL_WAIT_S)
 
@@ -301,30 +301,36 @@ class RedisBroker(Broker):
             log.info("gap in %s not filled yet: %s", room, exc.detail)  # the reconnect catches up
 
     async def catch_up(self, room: str) -> None:
-        hub = self.hub
-        if hub is None:
+        core = self.core
+        if core is None:
             return
         lock = self._fill_locks.setdefault(room, asyncio.Lock())
         async with lock:
             while True:
-                loaded = hub.loaded(room)
-                if loaded is None:
+                position = core.position(room)
+                if position is None:
                     return
-                buf = loaded.buffer
-                last_id = buf.last_id
+                held_epoch, last_id = position
                 epoch, events = await self.store.since(room, last_id)
-                if epoch != buf.epoch or (events and events[0].id != last_id + 1):
+                if epoch != held_epoch or (events and events[0].id != last_id + 1):
                     # Redis lost the room (new epoch) or trimmed past us: start it over.
-                    await hub.reload_room(room)
+                    await core.reload_room(room)
                     return
                 for event in events:
-                    hub.deliver_remote(room, event)
+                    core.deliver(room, event)
                 if len(events) < CATCH_UP_BATCH:
                     return
 
     # -- ephemeral notices -------------------------------------------------------------
 
+    def publish(self, room: str, event: Event) -> None:
+        # The append script already published it to every process; here it goes out at once.
+        if self.core is not None:
+            self.core.deliver(room, event)
+
     def relay(self, room: str, payload: Payload) -> None:
+        if self.core is not None:
+            self.core.deliver_ephemeral(room, payload)
         if self._pubsub is not None:
             self._spawn(self._publish(channel(room), self._relay_tag + payload.json))
 
@@ -335,6 +341,6 @@ class RedisBroker(Broker):
             log.debug("relay to %s failed: %s", ch, exc)
 
     def _on_relay(self, room: str, data: bytes) -> None:
-        if data.startswith(self._relay_tag) or self.hub is None:
+        if data.startswith(self._relay_tag) or self.core is None:
             return
-        self.hub.deliver_ephemeral(room, Payload(data[data.index(b" ") + 1:]))
+        self.core.deliver_ephemeral(room, Payload(data[data.index(b" ") + 1:]))

@@ -1,4 +1,4 @@
-"""Events and the other things the hub broadcasts, each encoded to JSON once.
+"""The core's value types: sessions, events, what a read answers, what a store holds.
 
 An :class:`Event` is one entry in a room's ordered sequence (``message``, ``join``,
 ``leave``).  Its JSON is built when the event is created and the same bytes are
@@ -8,6 +8,7 @@ WebSocket frame) in :attr:`Payload.wire` so that, too, is built once.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,3 +107,60 @@ class Draft:
 
 def presence_payload(users: list[str]) -> Payload:
     return Payload(dumps({"type": "presence", "users": users}))
+
+
+def new_epoch() -> str:
+    """A fresh epoch: a room's sequence of ids started over."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An authenticated person: a random session id bound to one display name."""
+
+    sid: str
+    name: str
+
+
+@dataclass(slots=True)
+class Slice:
+    """An answer to "what came after N": events, the new cursor, and whether it is exact."""
+
+    events: list[Event]
+    cursor: int
+    epoch: str
+    truncated: bool
+
+
+@dataclass(slots=True)
+class Page:
+    """A page of history going back: ``events`` oldest first."""
+
+    events: list[Event]
+    epoch: str
+    has_more: bool  # older events are held: ask again with before=events[0].id
+    truncated: bool  # older events existed but are no longer held (retention, or memory only)
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What a store knows of a room when the hub loads it."""
+
+    epoch: str
+    last_id: int
+    recent: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoomInfo:
+    room: str
+    last_id: int
+    last_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history a durable store keeps per room; 0 means no limit."""
+
+    max_events: int = 0
+    max_age_s: float = 0.0

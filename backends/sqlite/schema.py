@@ -1,7 +1,7 @@
 """The SQLite history file: its schema, the migrations that build it, and the queries.
 
 The schema is a list of migration steps; ``PRAGMA user_version`` counts those that
-have run.  :mod:`rooms.sqlite_store` runs them at start and owns the threads and
+have run.  :mod:`backends.sqlite.store` runs them at start and owns the threads and
 connections; the functions here each take a connection.  docs/storage.md describes it.
 """
 
@@ -12,9 +12,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .events import Event
-from .store import LIST_ROOMS_MAX, RoomInfo
+from rooms.errors import StoreError
+from rooms.models import Event, RoomInfo, Session
+from rooms.ports import LIST_ROOMS_MAX
 
 log = logging.getLogger("obrolan.sqlite")
 
@@ -46,6 +46,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         """CREATE UNIQUE INDEX events_client_id ON events (room_id, session, client_id)
             WHERE client_id IS NOT NULL""",
+    ),
+    (  # 2: who is present: a stored join adds the session, a stored leave removes it (same transaction)
+        """CREATE TABLE presence (
+            room_id INTEGER NOT NULL REFERENCES rooms (id),
+            session TEXT NOT NULL,
+            user TEXT NOT NULL,
+            PRIMARY KEY (room_id, session)
+        ) WITHOUT ROWID""",
+        # From the history so far: the sessions whose newest join/leave is a join.
+        """INSERT INTO presence (room_id, session, user)
+            SELECT room_id, session, user FROM (
+                SELECT room_id, session, user, type,
+                       ROW_NUMBER() OVER (PARTITION BY room_id, session ORDER BY id DESC) AS newest
+                FROM events WHERE type IN ('join', 'leave') AND session IS NOT NULL)
+            WHERE newest = 1 AND type = 'join'""",
     ),
 )
 
@@ -131,6 +146,24 @@ def list_rooms(conn: sqlite3.Connection) -> list[RoomInfo]:
     rows = conn.execute("SELECT name, last_id, last_ts FROM rooms WHERE last_ts IS NOT NULL "
                         "ORDER BY last_ts DESC LIMIT ?", (LIST_ROOMS_MAX,)).fetchall()
     return [RoomInfo(name, last_id, last_ts) for name, last_id, last_ts in rows]
+
+
+def present(conn: sqlite3.Connection) -> dict[str, list[Session]]:
+    """Per room, the sessions whose stored join has no stored leave after it."""
+    out: dict[str, list[Session]] = {}
+    for name, sid, user in conn.execute("SELECT rooms.name, presence.session, presence.user FROM presence "
+                                        "JOIN rooms ON rooms.id = presence.room_id ORDER BY rooms.name"):
+        out.setdefault(name, []).append(Session(sid, user))
+    return out
+
+
+def track_presence(conn: sqlite3.Connection, room_id: int, kind: str, session: str, user: str) -> None:
+    """Inside the transaction that stores a join or leave: who is present follows it."""
+    if kind == "join":
+        conn.execute("INSERT OR REPLACE INTO presence (room_id, session, user) VALUES (?, ?, ?)",
+                     (room_id, session, user))
+    elif kind == "leave":
+        conn.execute("DELETE FROM presence WHERE room_id = ? AND session = ?", (room_id, session))
 
 
 def find_sent(conn: sqlite3.Connection, room: str, key: tuple[int, str, str]) -> Event | None:

@@ -19,38 +19,33 @@ stream (fields ``j`` = the event's JSON, ``t`` = its ``ts`` in ms, for age reten
 ``obrolan:rooms`` sorted set of rooms by last activity, ``obrolan:cid:<json [room, session, client_id]>``
 the first event of a retried send (expires after :data:`DEDUPE_TTL_S`).
 Channel ``obrolan:room:<room>`` carries ``E<epoch> <event JSON>[\\n<event JSON>...]`` and the presence and
-typing notices of :mod:`rooms.redis_presence` and :mod:`rooms.broker`.
+typing notices of :mod:`backends.redis.presence` and :mod:`backends.redis.broker`.
 
-redis is imported only when ``--redis-url`` is given (:func:`redis_backend`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Awaitable
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import redis.asyncio as aioredis
-from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from rooms.errors import ChatError
+from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, dumps, new_epoch
+from rooms.ports import LIST_ROOMS_MAX, Store
 
-from .errors import ChatError, StoreError, Unavailable
-from .events import Draft, Event, dumps, loads
-from .store import LIST_ROOMS_MAX, Retention, RoomInfo, RoomState, Store, new_epoch
+from .link import (
+    KEY_PREFIX,
+    ROOMS_KEY,
+    RedisLink,
+    channel,
+    event_from_json,
+    events_from_entries,
+    key,
+    ts_ms,
+)
 
 log = logging.getLogger("obrolan.redis")
 
-T = TypeVar("T")
-
-KEY_PREFIX = "obrolan:"
-COMMAND_TIMEOUT_S = 2.0  # a command that takes longer: Redis is unreachable for us
-CONNECT_TIMEOUT_S = 1.0
-MAX_CONNECTIONS = 32  # commands in flight at once per process; more wait for a free connection
-POOL_WAIT_S = 10.0  # ... at most this long (all of them busy: the process is overloaded)
 DEDUPE_TTL_S = 24 * 3600  # how long a retried send (same session, client_id) finds its first event
 CATCH_UP_BATCH = 1000  # events per XRANGE when filling a gap
 BATCH_MAX_APPENDS = 256  # appends in one script call at most
@@ -61,7 +56,6 @@ BATCHES_IN_FLIGHT = 1
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age trimming of rooms nobody writes to
 AGE_TRIM_SCAN = 64  # stream entries an append looks at for age trimming (amortised: > 1 per append)
 
-UNREACHABLE = "the shared store (Redis) is unreachable; nothing was stored, try again shortly"
 
 _LUA_NOW = """
 local t = redis.call('TIME')
@@ -156,98 +150,6 @@ return {redis.call('HGET', KEYS[1], 'epoch') or '', redis.call('XRANGE', KEYS[2]
 TRIM_LUA = _LUA_NOW + _LUA_TRIM + """
 return trim(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now_ms, 1000000)
 """
-
-
-def key(kind: str, room: str) -> str:
-    return f"{KEY_PREFIX}{kind}:{room}"
-
-
-def channel(room: str) -> str:
-    return key("room", room)
-
-
-ROOMS_KEY = KEY_PREFIX + "rooms"
-
-
-def ts_ms(ts: str) -> int:
-    """``YYYY-MM-DDTHH:MM:SS.sssZ`` as milliseconds since the epoch."""
-    return int(datetime.fromisoformat(ts).timestamp() * 1000)
-
-
-def event_from_json(data: bytes) -> Event:
-    d = loads(data)
-    return Event(d["id"], d["type"], d["room"], d["user"], d["ts"], d.get("text"))
-
-
-def events_from_entries(entries: list[Any]) -> list[Event]:
-    """Stream entries to events: ``[id, [b"j", json, b"t", ms]]`` as a script returns them,
-    or ``(id, {b"j": json, ...})`` as redis-py parses XRANGE."""
-    return [event_from_json(fields[b"j"] if isinstance(fields, dict) else fields[1]) for _id, fields in entries]
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    return isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError | asyncio.TimeoutError)
-
-
-class RedisLink:
-    """What a process shares with Redis: the command client, the subscriber client, its id."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.proc = secrets.token_hex(6)  # this process, in presence leases and relayed notices
-        self.client: aioredis.Redis | None = None
-        self.subscriber: aioredis.Redis | None = None
-
-    def _client(self, socket_timeout: float | None) -> aioredis.Redis:
-        # No automatic retries: a script whose reply was lost must not run twice behind our back.
-        # RESP2: the replies of streams and pub/sub are plain arrays on every server version.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2,
-            max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S)
-        return aioredis.Redis.from_pool(pool)
-
-    async def start(self) -> None:
-        if self.client is None:
-            self.client = self._client(COMMAND_TIMEOUT_S)
-            self.subscriber = self._client(None)  # pub/sub blocks on reads as long as it likes
-
-    async def close(self) -> None:
-        for client in (self.client, self.subscriber):
-            if client is not None:
-                await client.aclose()
-        self.client = self.subscriber = None
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        if self.client is None:
-            raise Unavailable(UNREACHABLE)
-        return self.client
-
-    async def reset_connections(self) -> None:
-        """Drop idle pooled connections: if Redis went away they are dead (new ones are made on
-        use).  Commands in flight keep theirs: only the subscription may have been cut."""
-        if self.client is not None:
-            try:
-                await self.client.connection_pool.disconnect(inuse_connections=False)
-            except Exception as exc:
-                log.debug("dropping idle Redis connections: %s", exc)
-
-    async def call(self, op: Awaitable[T]) -> T:
-        """Await a Redis operation; turn its failures into the core's errors."""
-        try:
-            return await op
-        except ChatError:
-            raise
-        except Exception as exc:
-            if is_unreachable(exc):
-                raise Unavailable(UNREACHABLE) from exc
-            if isinstance(exc, rexc.RedisError):
-                raise StoreError(f"the shared store refused the write: {exc}") from exc
-            # The client library in a state it did not expect (e.g. a connection closed under
-            # it): the caller gets a clear error, not a 500; the log keeps the details.
-            log.warning("Redis call failed unexpectedly", exc_info=True)
-            raise Unavailable(UNREACHABLE) from exc
 
 
 class RedisStore(Store):
@@ -400,16 +302,3 @@ class RedisStore(Store):
 
     async def _all_rooms(self) -> list[bytes]:
         return [name async for name, _score in self.link.redis.zscan_iter(ROOMS_KEY)]
-
-
-def redis_backend(url: str, *, grace_s: float, expiry_s: float,
-                  retention: Retention | None = None) -> tuple[RedisStore, Any, Any]:
-    """The store, broker and presence backend of one process on the Redis at ``url``."""
-    from .broker import RedisBroker
-    from .redis_presence import RedisPresence
-
-    link = RedisLink(url)
-    store = RedisStore(link, retention)
-    presence = RedisPresence(link, grace_s=grace_s, expiry_s=expiry_s)
-    broker = RedisBroker(link, store, presence)
-    return store, broker, presence

@@ -10,7 +10,7 @@ back: it consumes no id and every sender in it gets a :class:`~rooms.errors.Stor
 Reads run on a small pool of reader threads, each with its own query-only connection;
 in WAL mode they never wait for the writer, nor it for them.
 
-The schema, its migrations and the queries are in :mod:`rooms.sqlite_schema`;
+The schema, its migrations and the queries are in :mod:`backends.sqlite.schema`;
 docs/storage.md describes all of it.
 """
 
@@ -28,19 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import StoreError
-from .events import Draft, Event, utc_timestamp
-from .sqlite_schema import (
+from rooms.errors import StoreError
+from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, Session, new_epoch, utc_timestamp
+from rooms.ports import Store
+
+from .schema import (
     INSERT_EVENTS,
     find_sent,
     list_rooms,
     migrate,
+    present,
     read_after,
     read_before,
     read_room,
+    track_presence,
     trim_room,
 )
-from .store import Retention, RoomInfo, RoomState, Store, new_epoch
 
 log = logging.getLogger("obrolan.sqlite")
 
@@ -115,6 +118,7 @@ def _resolve(outcomes: list[_Outcome]) -> None:
 
 class SQLiteStore(Store):
     durable = True
+    keeps_presence = True
 
     def __init__(self, path: str | None, data_dir: str, retention: Retention | None = None,
                  commit_window_s: float = 0.0) -> None:
@@ -193,6 +197,9 @@ class SQLiteStore(Store):
 
     async def list_rooms(self) -> list[RoomInfo]:
         return await self._read(list_rooms)
+
+    async def present(self) -> dict[str, list[Session]]:
+        return await self._read(present)
 
     async def trim(self) -> int:
         if self._closed or self._writer is None:
@@ -341,6 +348,7 @@ class SQLiteStore(Store):
         rooms: dict[str, _RoomWrite] = {}
         sent: dict[tuple[int, str, str], Event] = {}  # first events of this batch, by exactly-once key
         rows: list[tuple[Any, ...]] = []
+        presence: list[tuple[int, str, str, str]] = []  # joins and leaves, in id order
         outcomes: list[_Outcome] = []
         for item in batch:
             draft = item.draft
@@ -360,11 +368,15 @@ class SQLiteStore(Store):
             room.last_ts = draft.ts
             if key is not None:
                 sent[key] = event
+            if draft.type != "message" and draft.session:
+                presence.append((room.room_id, draft.type, draft.session, draft.user))
             outcomes.append((item.future, (event, True), None))
         if check_each:
             conn.executemany(INSERT_EVENTS, rows)  # a conflict now is a real fault: IntegrityError
         elif conn.executemany(INSERT_EVENTS + " ON CONFLICT DO NOTHING", rows).rowcount != len(rows):
             raise _Retried
+        for change in presence:
+            track_presence(conn, *change)
         for room in rooms.values():
             if room.last_ts is not None:
                 conn.execute("UPDATE rooms SET last_id = ?, last_ts = ? WHERE id = ?",

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .backend import PresenceBackend
-from .errors import ChatError, NameTaken, Unavailable
-from .presence import RoomPresence, Session
-from .redis_store import RedisLink, channel, key
-from .validation import name_key
+from rooms.errors import ChatError, Unavailable
+from rooms.models import Session
+from rooms.ports import Core, PresenceStore
+from rooms.presence import name_taken
+from rooms.validation import name_key
 
-if TYPE_CHECKING:
-    from .hub import Hub
+from .link import RedisLink, channel, key
 
 log = logging.getLogger("obrolan.redis.presence")
 
@@ -212,7 +211,7 @@ class Mirror:
             self.apply(nxt)
 
 
-class RedisPresence(PresenceBackend):
+class RedisPresence(PresenceStore):
     shared = True
 
     def __init__(self, link: RedisLink, grace_s: float, expiry_s: float) -> None:
@@ -220,7 +219,7 @@ class RedisPresence(PresenceBackend):
         self.expiry_s = expiry_s
         self.lease_ms = int((grace_s + expiry_s / 2) * 1000)
         self.stall_ms = int(expiry_s * 1000)  # no renewal in a room for this long: Redis was away
-        self.hub: Hub | None = None
+        self.core: Core | None = None
         self._mirrors: dict[str, Mirror] = {}
         self._scripts: dict[str, Any] = {}
         self._resyncs: dict[str, asyncio.TimerHandle] = {}
@@ -229,8 +228,8 @@ class RedisPresence(PresenceBackend):
 
     # -- life cycle (driven by the broker) --------------------------------------
 
-    async def start(self, hub: Hub) -> None:
-        self.hub = hub
+    async def start(self, core: Core) -> None:
+        self.core = core
         r = self.link.redis
         for name, src in (("attach", ATTACH_LUA), ("refresh", REFRESH_LUA), ("expire", EXPIRE_LUA),
                           ("leave", LEAVE_LUA), ("sync", SYNC_LUA)):
@@ -270,20 +269,15 @@ class RedisPresence(PresenceBackend):
 
     # -- what the hub asks -------------------------------------------------------
 
-    def users(self, room: str, local: RoomPresence) -> list[str]:
+    def users(self, room: str) -> list[str] | None:
         mirror = self._mirrors.get(room)
-        return mirror.users() if mirror is not None else local.users()
+        return mirror.users() if mirror is not None else None
 
-    def count(self, room: str, local: RoomPresence) -> int:
-        mirror = self._mirrors.get(room)
-        return len(mirror.who) if mirror is not None else len(local)
-
-    def check(self, room: str, local: RoomPresence, session: Session) -> None:
-        local.check(session)
+    def check(self, room: str, session: Session) -> None:
         mirror = self._mirrors.get(room)
         held = mirror.who.get(name_key(session.name)) if mirror is not None else None
         if held is not None and held[0] != session.sid:
-            raise NameTaken(f"the name {session.name!r} is already in use in this room")
+            raise name_taken(session)
 
     async def joined(self, room: str, session: Session) -> bool:
         nk = name_key(session.name)
@@ -296,7 +290,7 @@ class RedisPresence(PresenceBackend):
             return False
         mine = self._local_changes(room, changes, ("J", session.sid))
         if not ok:
-            raise NameTaken(f"the name {session.name!r} is already in use in this room")
+            raise name_taken(session)
         return mine
 
     async def expired(self, room: str, session: Session) -> bool:
@@ -330,8 +324,8 @@ class RedisPresence(PresenceBackend):
             kind, _ver, _nk, sid, name = change
             if (kind, sid) == own:
                 mine = True
-            elif self.hub is not None:
-                self._spawn(self.hub.announce(room, "join" if kind == "J" else "leave", Session(sid, name)))
+            elif self.core is not None:
+                self._spawn(self.core.announce(room, "join" if kind == "J" else "leave", Session(sid, name)))
         self._watch_gap(room, mirror)
         return mine
 
@@ -346,7 +340,7 @@ class RedisPresence(PresenceBackend):
         nk, sid, name = body.decode().split("\x1f")
         before = dict(mirror.who)
         mirror.apply((head[:1].decode(), int(head[1:]), nk, sid, name))
-        # The user list goes out after the join/leave event that follows (hub.deliver_remote),
+        # The user list goes out after the join/leave event that follows (core.deliver),
         # as on the process that made the change; only members to drop here are handled now:
         # a session that left through another process (Leave there) leaves here too.
         self._changed(room, before, mirror, broadcast=False, drop=True)
@@ -359,12 +353,12 @@ class RedisPresence(PresenceBackend):
         A resync (``drop`` False) never closes anything: a member of ours missing from Redis
         (Redis lost it) is put back by our next lease renewal.
         """
-        if before == mirror.who or self.hub is None:
+        if before == mirror.who or self.core is None:
             return
         still = {sid for sid, _name in mirror.who.values()}
         gone = [Session(sid, name) for sid, name in before.values() if sid not in still] if drop else []
         if broadcast or gone:
-            self.hub.presence_changed(room, gone)
+            self.core.presence_changed(room, gone)
 
     def _watch_gap(self, room: str, mirror: Mirror) -> None:
         if mirror.early and room not in self._resyncs:
@@ -395,17 +389,15 @@ class RedisPresence(PresenceBackend):
 
     async def refresh(self) -> None:
         """Renew this process's leases in every room it holds; reap expired ones there."""
-        hub = self.hub
+        core = self.core
         rooms = list(self._mirrors)
-        if hub is None or not rooms:
+        if core is None or not rooms:
             return
         r = self.link.redis
         async with r.pipeline(transaction=False) as pipe:
             for room in rooms:
-                loaded = hub.loaded(room)
                 members: list[str] = []
-                for member in loaded.presence.members.values() if loaded is not None else ():
-                    s = member.session
+                for s in core.local_members(room):
                     members += [name_key(s.name), s.sid, s.name]
                 await self._scripts["refresh"](
                     keys=self._keys(room), args=[channel(room), self.link.proc, self.lease_ms, self.stall_ms, *members],

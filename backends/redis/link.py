@@ -1,0 +1,124 @@
+"""What a process shares with Redis: its clients, its id, key names, and error mapping.
+
+redis is imported only when ``--redis-url`` is given (``backends.open_backend``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from rooms.errors import ChatError, StoreError, Unavailable
+from rooms.models import Event, loads
+
+log = logging.getLogger("obrolan.redis")
+
+T = TypeVar("T")
+
+KEY_PREFIX = "obrolan:"
+COMMAND_TIMEOUT_S = 2.0  # a command that takes longer: Redis is unreachable for us
+CONNECT_TIMEOUT_S = 1.0
+MAX_CONNECTIONS = 32  # commands in flight at once per process; more wait for a free connection
+POOL_WAIT_S = 10.0  # ... at most this long (all of them busy: the process is overloaded)
+UNREACHABLE = "the shared store (Redis) is unreachable; nothing was stored, try again shortly"
+
+
+def key(kind: str, room: str) -> str:
+    return f"{KEY_PREFIX}{kind}:{room}"
+
+
+def channel(room: str) -> str:
+    return key("room", room)
+
+
+ROOMS_KEY = KEY_PREFIX + "rooms"
+
+
+def ts_ms(ts: str) -> int:
+    """``YYYY-MM-DDTHH:MM:SS.sssZ`` as milliseconds since the epoch."""
+    return int(datetime.fromisoformat(ts).timestamp() * 1000)
+
+
+def event_from_json(data: bytes) -> Event:
+    d = loads(data)
+    return Event(d["id"], d["type"], d["room"], d["user"], d["ts"], d.get("text"))
+
+
+def events_from_entries(entries: list[Any]) -> list[Event]:
+    """Stream entries to events: ``[id, [b"j", json, b"t", ms]]`` as a script returns them,
+    or ``(id, {b"j": json, ...})`` as redis-py parses XRANGE."""
+    return [event_from_json(fields[b"j"] if isinstance(fields, dict) else fields[1]) for _id, fields in entries]
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError | asyncio.TimeoutError)
+
+
+class RedisLink:
+    """What a process shares with Redis: the command client, the subscriber client, its id."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.proc = secrets.token_hex(6)  # this process, in presence leases and relayed notices
+        self.client: aioredis.Redis | None = None
+        self.subscriber: aioredis.Redis | None = None
+
+    def _client(self, socket_timeout: float | None) -> aioredis.Redis:
+        # No automatic retries: a script whose reply was lost must not run twice behind our back.
+        # RESP2: the replies of streams and pub/sub are plain arrays on every server version.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_keepalive=True, retry=Retry(NoBackoff(), 0), protocol=2,
+            max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S)
+        return aioredis.Redis.from_pool(pool)
+
+    async def start(self) -> None:
+        if self.client is None:
+            self.client = self._client(COMMAND_TIMEOUT_S)
+            self.subscriber = self._client(None)  # pub/sub blocks on reads as long as it likes
+
+    async def close(self) -> None:
+        for client in (self.client, self.subscriber):
+            if client is not None:
+                await client.aclose()
+        self.client = self.subscriber = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self.client is None:
+            raise Unavailable(UNREACHABLE)
+        return self.client
+
+    async def reset_connections(self) -> None:
+        """Drop idle pooled connections: if Redis went away they are dead (new ones are made on
+        use).  Commands in flight keep theirs: only the subscription may have been cut."""
+        if self.client is not None:
+            try:
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+            except Exception as exc:
+                log.debug("dropping idle Redis connections: %s", exc)
+
+    async def call(self, op: Awaitable[T]) -> T:
+        """Await a Redis operation; turn its failures into the core's errors."""
+        try:
+            return await op
+        except ChatError:
+            raise
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise Unavailable(UNREACHABLE) from exc
+            if isinstance(exc, rexc.RedisError):
+                raise StoreError(f"the shared store refused the write: {exc}") from exc
+            # The client library in a state it did not expect (e.g. a connection closed under
+            # it): the caller gets a clear error, not a 500; the log keeps the details.
+            log.warning("Redis call failed unexpectedly", exc_info=True)
+            raise Unavailable(UNREACHABLE) from exc
