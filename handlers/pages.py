@@ -46,10 +46,19 @@ def accept_language_codes(header: str, supported: frozenset[str]) -> list[str]:
 
 
 def continues(prev: Event | None, event: Event) -> bool:
-    """Whether ``event`` is shown under ``prev``'s header (same person, within a few minutes)."""
+    """Whether ``event`` is shown under ``prev``'s header (same person, within a few minutes).
+
+    static/js/timeline.js has the same rule; tests/browser/cases/grouping.json holds both to it.
+    """
     if prev is None or prev.type != "message" or event.type != "message" or prev.user != event.user:
         return False
-    gap_s = (datetime.fromisoformat(event.ts) - datetime.fromisoformat(prev.ts)).total_seconds()
+    try:
+        start, end = datetime.fromisoformat(prev.ts), datetime.fromisoformat(event.ts)
+    except ValueError:  # not a timestamp: never grouped
+        return False
+    if start.tzinfo is None or end.tzinfo is None:
+        return False
+    gap_s = (end - start).total_seconds()
     return 0 <= gap_s <= GROUP_WINDOW_S
 
 
