@@ -109,7 +109,8 @@ async def test_a_raw_utf8_path_names_the_same_room_as_the_percent_encoded_one(ap
     try:
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        lengths = [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
+        length = int(lengths[0])
         body = (await reader.readexactly(length)).decode()
     finally:
         writer.close()
