@@ -111,7 +111,7 @@ class PageHandler(BaseHandler):
 
     async def render_join(self, name: str, room: str, error: str | None = None, status: int = 200) -> None:
         self.set_status(status)
-        rooms = await self.hub.rooms_info()
+        rooms = [r for r in await self.hub.rooms_info() if r["users"]]  # rooms with people in them now
         self.render("join.html", name=name, room=room, error=error, rooms=rooms[:20], room_path=room_path)
 
 
@@ -145,6 +145,7 @@ class JoinHandler(JoinPage):
         same = current is not None and name_key(current.name) == name_key(name)
         session = current if same and current else Session(secrets.token_hex(16), name)
         await self.hub.check_name(room, session)
+        await self.hub.create(room)  # the join creates the room
         token = encode_session(self.config.cookie_secret, session)
         if api:
             self.send_json({"token": token, "name": session.name, "room": room,
@@ -171,6 +172,10 @@ class RoomPage(PageHandler):
             return
         try:
             await self.hub.touch(room, session)
+        except errors.NoSuchRoom:  # a typo, or a room gone with the memory store: joining makes it
+            message = self.locale.translate("There is no room of that name yet. Join it to start it.")
+            await self.render_join(session.name, room, message, 404)
+            return
         except errors.NameTaken as exc:  # another session has the name here now: choose another
             await self.render_join(session.name, room, self.translate_error(exc), exc.status)
             return

@@ -71,6 +71,11 @@ class NotFound(ChatError):
     status = 404
 
 
+class NoSuchRoom(ChatError):
+    code = "no_such_room"
+    status = 404
+
+
 class NameTaken(ChatError):
     code = "name_taken"
     status = 409

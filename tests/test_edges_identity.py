@@ -6,6 +6,7 @@ import html
 from urllib.parse import quote
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 from tests.chatclient import Api, form_join, is_presence, raw_request, room_url, session_cookie
 
@@ -115,3 +116,30 @@ async def test_a_raw_utf8_path_names_the_same_room_as_the_percent_encoded_one(ap
     finally:
         writer.close()
     assert "halo dari kafe" in body and '"room":"café"' in body
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test
+async def test_reading_a_room_nobody_joined_is_404_and_creates_nothing(api):
+    ani = await api.join("Ani", "ada")
+    for method, path in (("GET", room_url("salah ketik", "/messages?after=0&wait=0")),
+                         ("GET", room_url("salah ketik", "/users")),
+                         ("POST", room_url("salah ketik", "/messages"))):
+        resp = await api.request(method, path, token=ani.token,
+                                 json_body={"text": "halo"} if method == "POST" else None)
+        assert resp.status == 404 and resp.json["error"] == "no_such_room", (method, path, resp.body)
+    with pytest.raises(HTTPClientError) as refused:
+        await ani.ws(room="salah ketik")
+    assert refused.value.code == 404
+    rooms = [r["room"] for r in (await api.request("GET", "/rooms")).json["rooms"]]
+    assert "salah ketik" not in rooms
+    # A browser with a session gets the join form for it, in its words, not JSON.
+    cookie = session_cookie(await form_join(api, "Budi", "ada"))
+    page = await api.request("GET", room_url("salah ketik"), headers={"Cookie": cookie, **HTML_ACCEPT})
+    assert page.status == 404 and "Join it to start it" in page.body.decode()
+    # The join creates it; the join page lists it once someone is in it.
+    joined = await json_join(api, "Citra", "salah ketik")
+    assert joined.status == 200
+    citra = await api.join("Citra2", "salah ketik")
+    assert (await citra.poll(after=0, wait=0)).status == 200
+    assert 'href="/?room=salah%20ketik"' in (await api.request("GET", "/")).body.decode()

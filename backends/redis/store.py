@@ -134,7 +134,9 @@ return out
 """
 
 # KEYS: meta, stream.  ARGV: epoch candidate, how many recent events.
+# KEYS: meta, stream.  ARGV: epoch candidate, recent events wanted, "1" to create the room.
 OPEN_LUA = _LUA_ENSURE + """
+if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return {'', '0', {}} end
 local epoch = ensure(KEYS[1], KEYS[2], ARGV[1])
 local recent = {}
 if tonumber(ARGV[2]) > 0 then recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2]) end
@@ -192,9 +194,11 @@ class RedisStore(Store):
             except ChatError as exc:
                 log.info("retention sweep skipped: %s", exc.detail)
 
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
         epoch, last_id, recent = await self.link.call(self._scripts["open"](
-            keys=[key("meta", room), key("events", room)], args=[new_epoch(), recent_max]))
+            keys=[key("meta", room), key("events", room)], args=[new_epoch(), recent_max, "1" if create else "0"]))
+        if not epoch:
+            return RoomState(new_epoch(), 0, [], exists=False)
         events = events_from_entries(recent)
         events.reverse()
         return RoomState(epoch.decode(), int(last_id or 0), events)

@@ -148,6 +148,20 @@ def list_rooms(conn: sqlite3.Connection) -> list[RoomInfo]:
     return [RoomInfo(name, last_id, last_ts) for name, last_id, last_ts in rows]
 
 
+def create_room(conn: sqlite3.Connection, room: str, epoch: str) -> str:
+    """Store the room (a join created it) unless it is there; its epoch."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", (room, epoch))
+        stored = str(conn.execute("SELECT epoch FROM rooms WHERE name = ?", (room,)).fetchone()[0])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return stored
+
+
 def present(conn: sqlite3.Connection) -> dict[str, list[Session]]:
     """Per room, the sessions whose stored join has no stored leave after it."""
     out: dict[str, list[Session]] = {}

@@ -17,6 +17,7 @@ docs/storage.md describes all of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import sqlite3
@@ -34,6 +35,7 @@ from rooms.ports import Store
 
 from .schema import (
     INSERT_EVENTS,
+    create_room,
     find_sent,
     list_rooms,
     migrate,
@@ -172,12 +174,16 @@ class SQLiteStore(Store):
 
     # -- the Store interface --------------------------------------------------------
 
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
         found = await self._read(read_room, room, recent_max)
-        if found is None:  # nothing stored yet: the epoch is stored with the first event
-            return RoomState(self._new_epochs.setdefault(room, new_epoch()), 0, [])
-        epoch, last_id, recent = found
-        return RoomState(epoch, last_id, recent)
+        if found is not None:
+            epoch, last_id, recent = found
+            return RoomState(epoch, last_id, recent)
+        if not create:
+            return RoomState(new_epoch(), 0, [], exists=False)
+        epoch = await self._on_writer(functools.partial(create_room, room=room,
+                                                    epoch=self._new_epochs.setdefault(room, new_epoch())))
+        return RoomState(epoch, 0, [])
 
     async def append(self, draft: Draft) -> tuple[Event, bool]:
         if self._closed or self._writer is None:
@@ -202,10 +208,14 @@ class SQLiteStore(Store):
         return await self._read(present)
 
     async def trim(self) -> int:
+        return await self._on_writer(self._trim_all)
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer's connection, between two group commits."""
         if self._closed or self._writer is None:
             raise StoreError("the history store is not running")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Call(self._trim_all, future))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Call(fn, future))
         return await future
 
     # -- reader threads ------------------------------------------------------------------
