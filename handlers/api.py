@@ -55,7 +55,7 @@ def parse_limit(value: str | None) -> int:
 class MessagesHandler(RoomPage):
     _poll: Poll | None = None
 
-    async def get(self, room: str) -> None:  # type: ignore[override]  # RoomPage.get renders the page
+    async def get(self, room: str) -> None:  # replaces RoomPage.get, which renders the page
         room = self.path_room(room)
         session = self.require_session()
         after = parse_cursor(self.raw_query("after"))

@@ -13,7 +13,8 @@ import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import tornado.web
@@ -29,6 +30,7 @@ from .compat import OriginCheck
 from .pinger import Pinger
 
 H = TypeVar("H", bound="BaseHandler")
+P = ParamSpec("P")
 
 SESSION_COOKIE = "obrolan_session"
 SESSION_MAX_AGE_DAYS = 30
@@ -66,7 +68,15 @@ def room_path(room: str, suffix: str = "") -> str:
     return "/rooms/" + quote(room, safe="") + suffix
 
 
-class SessionMixin:
+if TYPE_CHECKING:
+    # To the type checker the mixin is the RequestHandler it is mixed into (BaseHandler, RoomSocket);
+    # at run time it stays a plain class, so no handler's MRO changes.
+    _Handler = tornado.web.RequestHandler
+else:
+    _Handler = object
+
+
+class SessionMixin(_Handler):
     """Authentication shared by HTTP and WebSocket handlers: cookie or ``Authorization: Bearer``."""
 
     hub: Hub
@@ -93,7 +103,7 @@ class SessionMixin:
         return session
 
     def require_session(self) -> Session:
-        session = self.current_user
+        session: Session | None = self.current_user
         if session is None:
             raise errors.Unauthorized("join first: POST /join, then send the cookie or a bearer token")
         return session
@@ -143,10 +153,11 @@ class SessionMixin:
         accept = self.request.headers.get("Accept", "")
         return "text/html" in accept and "application/json" not in accept
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         if isinstance(value, errors.ChatError):
             return  # an expected answer, not a server fault
-        super().log_exception(typ, value, tb)  # type: ignore[misc]  # SessionMixin comes before RequestHandler
+        super().log_exception(typ, value, tb)
 
 
 def allowed_methods(cls: type[tornado.web.RequestHandler]) -> list[str]:
@@ -163,15 +174,16 @@ def _http_error(status_code: int, exc: BaseException | None) -> errors.ChatError
     return error
 
 
-def shows_form_errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+def shows_form_errors(
+        method: Callable[Concatenate[H, P], Awaitable[None]]) -> Callable[Concatenate[H, P], Awaitable[None]]:
     """A form post whose errors a person can correct: for a browser, the handler's
     ``show_form_error(exc)`` shows the form again with the message at it; the API still
     gets the JSON error from :meth:`BaseHandler.write_error`."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any) -> None:
+    async def wrapper(self: H, /, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            await method(self, *args)
+            await method(self, *args, **kwargs)
         except errors.ChatError as exc:
             if not self.answers_with_form():
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_sess
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
 
 
-def accept_language_codes(header: str, supported: frozenset[str]) -> list[str]:
+def accept_language_codes(header: str, supported: Iterable[str]) -> list[str]:
     """Locale codes from ``Accept-Language``, best first.
 
     Tornado matches ``id-ID`` to the shipped ``id_ID`` but not a bare ``id``, which

@@ -62,7 +62,7 @@ class Hub:
         self.attendance = Attendance(self)
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -95,7 +95,7 @@ class Hub:
         await self.presence.close()
         await self.store.close()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; close() waits a little for what is left."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

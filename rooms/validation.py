@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from typing import Literal
 
 from . import errors
 from .confusables import skeleton
@@ -66,12 +67,12 @@ def _has_invisible(value: str) -> bool:
 
 
 def _clean(value: object, what: str, max_chars: int, error: type[errors.ChatError],
-           allowed: frozenset[str] = frozenset(), form: str = "NFC") -> str:
+           allowed: frozenset[str] = frozenset(), form: Literal["NFC", "NFKC"] = "NFC") -> str:
     if not isinstance(value, str):
         raise error(f"{what} must be a string")
     if _has_control(value, allowed):
         raise error(f"{what} must not contain control characters")
-    value = unicodedata.normalize(form, value).strip()  # type: ignore[arg-type]  # "NFC" or "NFKC"
+    value = unicodedata.normalize(form, value).strip()
     if not value:
         raise error(f"{what} must not be empty")
     if len(value) > max_chars:

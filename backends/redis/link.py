@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -48,15 +48,16 @@ def ts_ms(ts: str) -> int:
     return int(datetime.fromisoformat(ts).timestamp() * 1000)
 
 
-def event_from_json(data: bytes) -> Event:
+def event_from_json(data: bytes | str) -> Event:
     d = loads(data)
     return Event(d["id"], d["type"], d["room"], d["user"], d["ts"], d.get("text"))
 
 
-def events_from_entries(entries: list[Any]) -> list[Event]:
+def events_from_entries(entries: Sequence[Sequence[Any]] | None) -> list[Event]:
     """Stream entries to events: ``[id, [b"j", json, b"t", ms]]`` as a script returns them,
-    or ``(id, {b"j": json, ...})`` as redis-py parses XRANGE."""
-    return [event_from_json(fields[b"j"] if isinstance(fields, dict) else fields[1]) for _id, fields in entries]
+    or ``(id, {b"j": json, ...})`` as redis-py parses XRANGE (whose type allows None: no entries)."""
+    return [event_from_json(fields[b"j"] if isinstance(fields, dict) else fields[1])
+            for _id, fields in entries or ()]
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import cast
+
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
 
 from rooms.errors import ChatError
 from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, dumps, new_epoch
@@ -162,7 +165,7 @@ class RedisStore(Store):
     def __init__(self, link: RedisLink, retention: Retention | None = None) -> None:
         self.link = link
         self.retention = retention or Retention()
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, AsyncScript] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._queue: list[tuple[Draft, asyncio.Future[tuple[Event, bool]]]] = []
         self._batches = 0  # script calls in flight
@@ -235,7 +238,7 @@ class RedisStore(Store):
     async def _append_batch(self, drafts: list[Draft]) -> list[tuple[Event, bool]]:
         ret = self.retention
         keys: list[str] = [ROOMS_KEY]
-        args: list[Any] = [ret.max_events, int(ret.max_age_s * 1000), DEDUPE_TTL_S]
+        args: list[EncodableT] = [ret.max_events, int(ret.max_age_s * 1000), DEDUPE_TTL_S]
         for draft in drafts:
             dedupe = bool(draft.client_id and draft.session)
             dkey = KEY_PREFIX + "cid:" + dumps([draft.room, draft.session, draft.client_id]).decode()
@@ -283,7 +286,10 @@ class RedisStore(Store):
 
     async def list_rooms(self) -> list[RoomInfo]:
         r = self.link.redis
-        names = [n.decode() for n in await self.link.call(r.zrevrange(ROOMS_KEY, 0, LIST_ROOMS_MAX - 1))]
+        # Members only (no withscores), and bytes: redis-py's type also allows str and (member, score)
+        # pairs, which depend on options our client and this call leave off.
+        members = cast("list[bytes]", await self.link.call(r.zrevrange(ROOMS_KEY, 0, LIST_ROOMS_MAX - 1)))
+        names = [n.decode() for n in members]
         if not names:
             return []
         async with r.pipeline(transaction=False) as pipe:

@@ -76,7 +76,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     if app_id not in (0, APPLICATION_ID):
         raise StoreError(f"{path} is not an Obrolan history database")
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    found: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > len(MIGRATIONS):
         raise StoreError(f"{path} has schema version {found}; this Obrolan knows up to "
                          f"{len(MIGRATIONS)}: run a newer Obrolan")
