@@ -27,6 +27,7 @@ from rooms.models import dumps, loads
 from rooms.validation import clean_room
 
 from .compat import OriginCheck
+from .messages import RETRY_CODES, RETRY_PAGE_AFTER_S, page_message
 from .pinger import Pinger
 
 H = TypeVar("H", bound="BaseHandler")
@@ -130,7 +131,7 @@ class SessionMixin(_Handler):
         error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
         self.set_error_status(error)
         if self.wants_html():
-            self.render("error.html", message=self.translate_error(error), back=self.error_back_link())
+            self.render_error_page(error)
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(error.as_dict()))
@@ -142,8 +143,12 @@ class SessionMixin(_Handler):
         if error.status == 405:
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
 
+    def render_error_page(self, error: errors.ChatError) -> None:
+        retry_s = RETRY_PAGE_AFTER_S if error.code in RETRY_CODES else None
+        self.render("error.html", message=self.translate_error(error), back=self.error_back_link(), retry_s=retry_s)
+
     def translate_error(self, error: errors.ChatError) -> str:
-        return self.locale.translate(error.detail)
+        return page_message(self.locale, error)
 
     def error_back_link(self) -> str:
         return "/"
@@ -240,7 +245,7 @@ class BaseHandler(SessionMixin, OriginCheck):
         return self.is_form_post()
 
     async def show_form_error(self, exc: errors.ChatError) -> None:
-        self.render("error.html", message=self.translate_error(exc), back=self.error_back_link())
+        self.render_error_page(exc)
 
     def body_fields(self) -> dict[str, Any]:
         """Fields from a JSON object body or a form body, values as sent."""

@@ -102,6 +102,14 @@ class Unavailable(ChatError):
     status = 503
 
 
+class OutcomeUnknown(Unavailable):
+    """A write was sent but its answer never came: it may or may not be stored.  A retry with
+    the same client_id finds out (and stores nothing twice); never claim either outcome."""
+
+    code = "outcome_unknown"
+    status = 503
+
+
 class StoreError(Unavailable):
     """A write could not be made durable: the sender gets an error, never an ack."""
 

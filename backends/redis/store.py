@@ -32,7 +32,7 @@ from typing import cast
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
-from rooms.errors import ChatError
+from rooms.errors import ChatError, Unavailable
 from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, dumps, new_epoch
 from rooms.ports import LIST_ROOMS_MAX, Store
 
@@ -56,6 +56,8 @@ BATCH_MAX_APPENDS = 256  # appends in one script call at most
 # either order, and appends must get their ids in the order they were made (a client's
 # messages, pipelined by the WebSocket handler, keep their order).
 BATCHES_IN_FLIGHT = 1
+START_PING_TRIES = 4  # Redis must answer one of these pings at start ...
+START_RETRY_S = 0.5  # ... this far apart
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age trimming of rooms nobody writes to
 AGE_TRIM_SCAN = 64  # stream entries an append looks at for age trimming (amortised: > 1 per append)
 
@@ -173,6 +175,7 @@ class RedisStore(Store):
 
     async def start(self) -> None:
         await self.link.start()
+        await self._reachable()
         r = self.link.redis
         for name, src in (("append", APPEND_LUA), ("open", OPEN_LUA), ("since", SINCE_LUA), ("trim", TRIM_LUA)):
             self._scripts[name] = r.register_script(src)
@@ -183,6 +186,20 @@ class RedisStore(Store):
                 log.warning("retention not applied at start: %s", exc.detail)
         if self.retention.max_age_s > 0:
             self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    async def _reachable(self) -> None:
+        """At start, Redis must answer (within a short, bounded retry): a server that listens but
+        can serve nothing would only answer 503 to everyone."""
+        for attempt in range(START_PING_TRIES):
+            try:
+                await self.link.call(self.link.redis.ping())
+                return
+            except Unavailable:
+                if attempt + 1 == START_PING_TRIES:
+                    raise Unavailable(f"cannot reach Redis at {self.link.safe_url} "
+                                      f"(tried {START_PING_TRIES} times over {START_PING_TRIES * START_RETRY_S:.0f} s)"
+                                      ) from None
+                await asyncio.sleep(START_RETRY_S)
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -246,7 +263,7 @@ class RedisStore(Store):
             rest = draft.with_id(0).json[len(b'{"id":0'):]
             args += [new_epoch(), rest, channel(draft.room), draft.room, "1" if dedupe else "0", draft.ts,
                      ts_ms(draft.ts)]
-        results = await self.link.call(self._scripts["append"](keys=keys, args=args))
+        results = await self.link.call(self._scripts["append"](keys=keys, args=args), write=True)
         out = []
         for draft, (first, second) in zip(drafts, results, strict=True):
             if first == 0:  # a retry: the first event again

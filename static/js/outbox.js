@@ -142,7 +142,7 @@
       this.later(item, (retryAfterS || 1) * 1000);
       return { item: item, retryInMs: (retryAfterS || 1) * 1000 };
     }
-    if (code === 'store_error' || code === 'unavailable') {
+    if (code === 'store_error' || code === 'unavailable' || code === 'outcome_unknown') {
       this.later(item, STORE_RETRY_MS);
       return { item: item, retryInMs: STORE_RETRY_MS };
     }
