@@ -130,6 +130,9 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
             elif kind == "typing":
                 await _after(previous)
                 member.typing()
+            elif kind == "users":  # the full user list, on request
+                await _after(previous)
+                member.reply(member.users_payload())
             else:
                 raise errors.UnknownType(f"unknown frame type {kind!r}")
         except errors.ChatError as exc:

@@ -319,9 +319,9 @@ class Hub:
         room.active_at = time.monotonic()
         ready = room.buffer.append(event)
         for published in ready:
+            # A join or leave event is itself the change of the user list: members apply it to the
+            # full list they got after their replay (an O(1) delta, not an O(N) list per change).
             room.broadcast(published.payload)
-            if published.type != "message":  # after a join or leave: the user list that goes with it
-                room.broadcast(self.users_payload(room))
         if ready:
             room.wake()
         return room.buffer.last_id

@@ -146,10 +146,10 @@ class Attendance:
         member.listeners.clear()
 
     async def announce(self, room: Room, kind: str, session: Session) -> None:
-        """Store and publish a join/leave event (its user list follows it, see Hub.deliver)."""
+        """Store and publish a join/leave event: members apply it to their user lists."""
         try:
             await self.hub.commit(room, Draft(kind, room.name, session.name, None, session.sid))
-        except ChatError as exc:  # the store is failing: presence still changes
+        except ChatError as exc:  # the store is failing: presence still changes, with no event to say so
             log.warning("could not store %s of %s in %s: %s", kind, session.name, room.name, exc.detail)
             room.broadcast(self.hub.users_payload(room))
 

@@ -109,19 +109,43 @@ class Socket:
 
     def __init__(self, conn: WebSocketClientConnection) -> None:
         self.conn = conn
+        # The user list as a client keeps it: the whole list after the replay, then each join
+        # and leave event applied (docs/protocol.md); None until the first list.
+        self.users: list[str] | None = None
+        self.lists = 0  # whole lists (presence frames) received
 
     async def recv(self, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any] | None:
         """The next frame as JSON, or None when the server closed the connection."""
         msg = await asyncio.wait_for(self.conn.read_message(), timeout)
-        return None if msg is None else json.loads(msg)
+        if msg is None:
+            return None
+        frame = json.loads(msg)
+        self._track(frame)
+        return frame
+
+    def _track(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "presence":
+            self.users = list(frame["users"])
+            self.lists += 1
+        elif kind in ("join", "leave") and self.users is not None:
+            others = [u for u in self.users if u != frame["user"]]
+            self.users = sorted([*others, frame["user"]], key=str.casefold) if kind == "join" else others
 
     async def recv_until(self, predicate, timeout: float = RECV_TIMEOUT_S) -> dict[str, Any]:
-        """Skip frames until one matches; fail on close or timeout."""
+        """Skip frames until one matches (or, for ``is_presence``, until the user list this
+        client keeps is the one wanted); fail on close or timeout."""
+        if isinstance(predicate, UsersAre) and self.users == predicate.users:
+            return {"type": "presence", "users": list(self.users)}  # already so
+
         async def _loop() -> dict[str, Any]:
             while True:
                 frame = await self.recv(timeout)
                 assert frame is not None, "connection closed before the expected frame"
-                if predicate(frame):
+                if isinstance(predicate, UsersAre):
+                    if self.users == predicate.users:
+                        return frame
+                elif predicate(frame):
                     return frame
         return await asyncio.wait_for(_loop(), timeout)
 
@@ -275,5 +299,12 @@ def is_event(kind: str, user: str | None = None):
     return lambda f: f.get("type") == kind and (user is None or f.get("user") == user)
 
 
-def is_presence(users: list[str]):
-    return lambda f: f.get("type") == "presence" and f.get("users") == users
+class UsersAre:
+    """``recv_until(is_presence(users))``: until the client's user list is exactly ``users``."""
+
+    def __init__(self, users: list[str]) -> None:
+        self.users = users
+
+
+def is_presence(users: list[str]) -> UsersAre:
+    return UsersAre(users)

@@ -49,7 +49,12 @@ class Watcher:
     """A WebSocket client that keeps every event it has seen and the last user list."""
 
     def __init__(self, sock: Socket, replay: list[dict], users: list[str]) -> None:
-        self.sock, self.events, self.users = sock, list(replay), users
+        self.sock, self.events = sock, list(replay)
+
+    @property
+    def users(self) -> list[str] | None:
+        """The user list as a client keeps it (the whole list, then each join and leave)."""
+        return self.sock.users
 
     async def until_users(self, expected: list[str]) -> None:
         while self.users != expected:
@@ -63,9 +68,7 @@ class Watcher:
     async def read(self) -> dict:
         frame = await self.sock.recv()
         assert frame is not None, "closed before the expected frame"
-        if frame["type"] == "presence":
-            self.users = frame["users"]
-        elif frame["type"] in EVENT_TYPES:
+        if frame["type"] in EVENT_TYPES:
             self.events.append(frame)
         return frame
 

@@ -60,6 +60,7 @@
     resetting: false,        // replaying a fresh tail after a reset: no announcements
     posting: null,           // the outbox item a long-poll-mode POST is carrying
     typers: {},              // name -> time their notice expires
+    users: null,             // the user list shown (null until the page or the server gave one)
     typingTimer: null,
     lastTypingSent: 0,
     unread: 0,
@@ -196,6 +197,7 @@
   // ---------------------------------------------------------------- users and typing
 
   function renderUsers(users) {
+    ui.users = users;
     dom.clear(el.users);
     for (var i = 0; i < users.length; i++) { el.users.appendChild(render.user(doc, users[i], me, t('you'))); }
     el.userCount.textContent = String(users.length);
@@ -277,9 +279,12 @@
   function onFrame(f) {
     switch (f.type) {
       case 'message':
+        ingest(f);
+        break;
       case 'join':
       case 'leave':
-        ingest(f);
+        // After the full list (which follows the replay), each join or leave is the change.
+        if (ingest(f) && ui.users !== null) { renderUsers(O.users.apply(ui.users, f)); }
         break;
       case 'presence':
         resetDone();  // the replay is over

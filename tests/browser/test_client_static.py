@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "static" / "js"
 JS_FILES = sorted(JS_DIR.glob("*.js"))
 # The pure logic: tested in a blank page with no server (test_client_logic.py).
-PURE_FILES = ("wordchars.js", "i18n.js", "time.js", "links.js", "timeline.js", "cursor.js", "outbox.js")
+PURE_FILES = ("wordchars.js", "i18n.js", "time.js", "links.js", "timeline.js", "cursor.js", "outbox.js",
+              "users.js")
 LOCALE_DIR = ROOT / "locale"
 
 # Globals and methods newer than ES5 (or missing from old browsers) that the client must not use.
