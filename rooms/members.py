@@ -61,6 +61,9 @@ class Attendance:
 
     async def arrive(self, room: Room, session: Session) -> Member:
         """The session's member, made present (the join announced once) if it was not."""
+        leaving = room.leaving.get(session.sid)
+        if leaving is not None:  # its leave is being announced: that comes first, then a new join
+            await asyncio.shield(leaving)
         self.check(room, session)
         member, new = room.presence.add(session, time.monotonic())
         if new:
@@ -90,11 +93,18 @@ class Attendance:
             return
         room.presence.remove(member)
         room.typing_at.pop(member.session.sid, None)
+        sid = member.session.sid
+        room.leaving[sid] = asyncio.get_running_loop().create_future()
         self.hub.spawn(self._leave_after_grace(room, member.session))
 
     async def _leave_after_grace(self, room: Room, session: Session) -> None:
-        if await self.hub.presence.expired(room.name, session):  # False: still present elsewhere
-            await self.announce(room, "leave", session)
+        try:
+            if await self.hub.presence.expired(room.name, session):  # False: still present elsewhere
+                await self.announce(room, "leave", session)
+        finally:
+            done = room.leaving.pop(session.sid, None)
+            if done is not None and not done.done():
+                done.set_result(None)
 
     # -- names, users, leaving ----------------------------------------------------------
 

@@ -34,6 +34,8 @@ class Room:
     writing: int = 0  # appends in flight: the room stays loaded until they are published
     outbox: list[Payload] = field(default_factory=list)  # broadcast this loop iteration, not yet sent
     replies: dict[Listener, list[Payload]] = field(default_factory=dict)  # queued behind the outbox
+    # Sessions whose leave (after the grace) is being stored: a return waits for it, then joins anew.
+    leaving: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     @property
     def waiting(self) -> int:
@@ -41,7 +43,7 @@ class Room:
         return len(self.waiters)
 
     def idle(self) -> bool:
-        return not (self.listeners or self.presence.members or self.waiters or self.writing)
+        return not (self.listeners or self.presence.members or self.waiters or self.writing or self.leaving)
 
     # -- broadcasting -------------------------------------------------------------
 

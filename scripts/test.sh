@@ -23,8 +23,9 @@ fi
 
 ruff check .
 mypy  # the files and the rules per package are in pyproject.toml ([tool.mypy])
-# The browser tests run in their own invocation (Playwright holds an event loop for the rest of a
-# run); the main suite runs last so its summary is the final line.
+# The browser tests (tests/browser/, marker `browser`) run in their own invocation (Playwright holds
+# an event loop for the rest of a run); the other tiers (unit, contract, http, process: see
+# docs/architecture.md) run last so their summary is the final line.
 browser=0
 python -m pytest -m browser "$@" || browser=$?
 main=0

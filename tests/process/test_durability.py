@@ -2,8 +2,9 @@
 
 The server is killed with SIGKILL while clients send, restarted on the same data
 dir, and every acknowledged event must be there once with its id; clients resume
-across the restart with no gap and no duplicate.  A read-only, full or locked
-database answers senders with ``store_error`` and never an ack, while reads go on.
+across the restart with no gap and no duplicate.  A read-only or full database
+answers senders with ``store_error`` and never an ack, while reads go on.  The locked
+database and concurrent retries, with the in-process server, are in tests/http/test_durability.py.
 """
 
 from __future__ import annotations
@@ -14,21 +15,16 @@ import resource
 import signal
 import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
-from backends.sqlite.schema import APPLICATION_ID, MIGRATIONS
-from backends.sqlite.store import SQLiteStore
-from rooms import errors
-from rooms.models import Draft
+from backends.sqlite.schema import MIGRATIONS
 from tests.chatclient import Api, Response, Socket, User, as_user, room_url
 from tests.servers import ChatProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "durability-test-secret"
 ROOM = "Proyek PBO"
 # Root writes to 0444 files anyway (CAP_DAC_OVERRIDE): without that capability it cannot.
@@ -378,119 +374,17 @@ async def test_full_disk_refuses_sends_without_false_acks(servers):
         server.stop()
 
 
-# -- locked (in-process server) ----------------------------------------------------------------
-
-
-@pytest.mark.settings(store="sqlite")
-@pytest.mark.gen_test(timeout=30)
-async def test_locked_database_refuses_sends_and_reads_go_on(api, settings):
-    ani = await api.join("Ani", "kunci")
-    for i in range(3):
-        assert (await ani.post(f"sebelum {i}")).status == 201
-    sock = await ani.ws()
-    _, replay, _ = await sock.handshake()  # connect (and store the join) before the lock
-    newest = replay[-1]["id"]
-    # Another process holds the write lock, as a backup tool or a second server would.
-    locker = sqlite3.connect(Path(settings.data_dir) / "obrolan.sqlite3", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        await sock.send({"type": "message", "text": "via ws", "client_id": "ws-1"})
-        resp = await ani.post("via http", client_id="http-1")
-        assert resp.status == 503 and resp.json["error"] == "store_error"
-        assert "locked" in resp.json["detail"]
-        frame = await sock.recv()
-        assert frame is not None and frame["type"] == "error" and frame["client_id"] == "ws-1", frame
-        assert frame["error"] == "store_error"
-        page = await ani.poll(before=newest + 1, limit=200)
-        assert [e["id"] for e in page.json["events"]] == list(range(1, newest + 1))
-        assert (await ani.poll(after=0, wait=0)).json["events"] == page.json["events"]
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
-    await sock.send({"type": "message", "text": "via ws", "client_id": "ws-1"})
-    frame = await sock.recv_until(lambda f: f.get("client_id") == "ws-1")
-    assert frame["type"] == "ack" and frame["id"] == newest + 1  # the failed writes took no id
-    resp = await ani.post("via http", client_id="http-1")
-    assert resp.status == 201 and resp.json["id"] == newest + 2
-    sock.close()
-
-
-# -- exactly once (in-process server) ---------------------------------------------------------
-
-
-@pytest.mark.settings(store="sqlite", rate_limit=0)
-@pytest.mark.gen_test(timeout=30)
-async def test_retries_over_both_transports_at_once_store_and_broadcast_once(api):
-    ani = await api.join("Ani", "sekali")
-    budi = await api.join("Budi", "sekali")
-    watcher = await budi.ws()
-    await watcher.handshake()
-    sock = await ani.ws()
-    await sock.handshake()
-    frame = {"type": "message", "text": "hanya sekali", "client_id": "k-1"}
-    for _ in range(5):  # not waiting for the acks: they interleave with the HTTP retries
-        await sock.send(frame)
-    answers = await asyncio.gather(*(ani.post("hanya sekali", client_id="k-1") for _ in range(5)),
-                                   *(post_with_key(ani, "hanya sekali", "k-1") for _ in range(5)))
-    acks = [await sock.recv_until(lambda f: f["type"] in ("ack", "error")) for _ in range(5)]
-    assert {a["type"] for a in acks} == {"ack"}, acks
-    ids = {a["id"] for a in acks} | {r.json["id"] for r in answers}
-    assert len(ids) == 1 and all(r.status == 201 for r in answers)
-    retry_later = await ani.post("hanya sekali", client_id="k-1")  # alone in its batch, already stored
-    assert retry_later.status == 201 and retry_later.json["id"] in ids
-    assert (await ani.post("penutup")).status == 201
-    seen = []
-    while True:
-        got = await watcher.recv_until(lambda f: f["type"] == "message")
-        if got["text"] == "penutup":
-            break
-        seen.append(got)
-    assert [m["text"] for m in seen] == ["hanya sekali"]  # broadcast once, too
-    history = (await ani.poll(before=10**9, limit=200)).json["events"]
-    assert [e["text"] for e in history if e["type"] == "message"] == ["hanya sekali", "penutup"]
-    sock.close()
-    watcher.close()
-
-
-# -- schema ----------------------------------------------------------------------------------
+# -- a database it cannot use ------------------------------------------------------------------
 
 
 @pytest.mark.gen_test
-async def test_schema_is_versioned_and_migrated_once(tmp_path):
-    store = SQLiteStore(None, str(tmp_path))
-    await store.start()
-    await store.open_room("a", 10)
-    await store.append(Draft("message", "a", "Ani", "x", "s", "c"))
-    await store.close()
-    conn = sqlite3.connect(tmp_path / "obrolan.sqlite3")
-    try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        conn.close()
-    store = SQLiteStore(None, str(tmp_path))
-    await store.start()  # already current: nothing runs again, nothing is lost
-    assert (await store.open_room("a", 10)).last_id == 1
-    await store.close()
-
-
-@pytest.mark.gen_test
-async def test_newer_or_foreign_database_refuses_to_start(tmp_path, servers):
+async def test_a_newer_database_stops_the_server_at_start(tmp_path, servers):
+    """The server says so and exits, rather than serving without its history (the store's own
+    refusal of newer and foreign files is in tests/unit/test_sqlite_schema.py)."""
     newer = tmp_path / "newer.sqlite3"
     conn = sqlite3.connect(newer)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
-    with pytest.raises(errors.StoreError, match="schema version"):
-        await SQLiteStore(str(newer), str(tmp_path)).start()
-    foreign = tmp_path / "foreign.sqlite3"
-    conn = sqlite3.connect(foreign)
-    conn.execute("PRAGMA application_id = 42")
-    conn.execute("CREATE TABLE t (x)")
-    conn.close()
-    with pytest.raises(errors.StoreError, match="not an Obrolan history database"):
-        await SQLiteStore(str(foreign), str(tmp_path)).start()
-    # The server says so and exits, rather than serving without its history.
     server = servers(f"--store=sqlite:{newer}")
     with pytest.raises(AssertionError, match=r"cannot start: .*schema version"):
         await server.started()

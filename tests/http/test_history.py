@@ -4,7 +4,6 @@ resuming from beyond the buffer, retention and truncation, and the room list.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 
 from backends.sqlite.store import SQLiteStore
-from chat import make_app, parse_settings
 from rooms.models import Draft
 from tests.chatclient import User, room_url
 
@@ -120,22 +118,6 @@ async def test_cursor_older_than_the_buffer_is_answered_exactly_from_disk(api):
 
 
 # -- retention --------------------------------------------------------------------------------
-
-
-def test_store_and_retention_options():
-    defaults, _, _ = parse_settings(["chat.py"], {})
-    assert (defaults.store, defaults.history_max_events, defaults.history_max_age) == ("sqlite", 0, 0.0)
-    env = {"OBROLAN_STORE": "memory", "OBROLAN_HISTORY_MAX_EVENTS": "500", "OBROLAN_HISTORY_MAX_AGE": "86400"}
-    from_env, _, _ = parse_settings(["chat.py"], env)
-    assert (from_env.store, from_env.history_max_events, from_env.history_max_age) == ("memory", 500, 86400.0)
-    argv = ["chat.py", "--store=sqlite:/tmp/x.sqlite3", "--history-max-events=9", "--history-max-age=60"]
-    from_argv, _, _ = parse_settings(argv, env)
-    assert (from_argv.store, from_argv.history_max_events, from_argv.history_max_age) == (
-        "sqlite:/tmp/x.sqlite3", 9, 60.0)
-    for bad in ({"history_max_events": -1}, {"history_max_age": -0.5}):
-        with pytest.raises(ValueError, match="no limit"):
-            make_app(dataclasses.replace(defaults, store="memory", cookie_secret="x", **bad))
-
 
 
 @pytest.mark.settings(store="sqlite", history_max_events=20, rate_limit=0, presence_grace=60)

@@ -77,13 +77,6 @@ class Stores:
             locker.close()
 
 
-@pytest.fixture(scope="module")
-def contract_redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=STORES)
 def stores(request, tmp_path, io_loop):
     redis = request.getfixturevalue("contract_redis") if request.param == "redis" else None

@@ -1,22 +1,14 @@
-"""Options: OBROLAN_* environment variables, the command line winning, the generated cookie secret,
-the one table in settings.py, and the one-line refusal of settings that cannot work."""
+"""Options, without starting anything: OBROLAN_* environment variables, the command line winning,
+the one table in settings.py, and the refusal of settings that cannot work, naming the option.
+
+The options taking effect in a served app are in tests/http/test_options.py; a real start refused
+in one line on stderr, in tests/process/test_options.py."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import shutil
-import socket
-import stat
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import tornado.httpserver
-import tornado.testing
 from tornado.options import OptionParser
 
 import settings as table
@@ -24,12 +16,6 @@ from chat import Settings, make_app, parse_settings
 from handlers import AppConfig
 from rooms import HubConfig
 from settings import SettingError
-from tests.chatclient import Api
-
-ROOT = Path(__file__).resolve().parent.parent
-REFUSAL_TIMEOUT_S = 30.0  # a refused start exits at once; this only bounds a hang on a busy machine
-# Root writes to a 0500 folder anyway (CAP_DAC_OVERRIDE): without that capability it cannot.
-ROOT_IGNORES_FILE_MODES = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
 
 # option -> (environment variable, value as text, parsed setting name, parsed value)
 OPTIONS = [
@@ -80,59 +66,20 @@ def test_command_line_wins_over_the_environment():
     assert parse_settings(["chat.py", "--rate_burst=4"], env)[0].rate_burst == 4
 
 
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[Api]:
-    """The real app on a free port for the length of the block."""
-    app = make_app(settings)
-    await app.hub.start()
-    sock, port = tornado.testing.bind_unused_port()
-    server = tornado.httpserver.HTTPServer(app)
-    server.add_sockets([sock])
-    client = Api(f"http://127.0.0.1:{port}")
-    try:
-        yield client
-    finally:
-        client.close()
-        server.stop()
-        await server.close_all_connections()
-        await app.hub.close()
 
-
-@pytest.mark.gen_test
-async def test_rate_burst_from_the_environment_takes_effect(tmp_path):
-    # One token per 1000 s: none comes back while the test runs, however busy the machine.
-    settings, _, _ = parse_settings(["chat.py", f"--data-dir={tmp_path}", "--store=memory"],
-                                    {"OBROLAN_RATE_BURST": "2", "OBROLAN_RATE_LIMIT": "0.001"})
-    async with serving(settings) as api:
-        user = await api.join("Budi", "burst")
-        assert [(await user.post(f"m{i}")).status for i in range(3)] == [201, 201, 429]
-
-
-@pytest.mark.gen_test
-async def test_cookie_secret_is_generated_into_data_dir_and_reused(tmp_path):
-    data_dir = tmp_path / "data"
-    settings = Settings(data_dir=str(data_dir), store="memory", cookie_secret="")
-    async with serving(settings) as first:
-        user = await first.join("Budi", "restart")
-        assert (await user.post("sebelum restart")).status == 201
-    secret_file = Path(data_dir) / "cookie_secret"
-    secret = secret_file.read_text()
-    assert len(secret.strip()) >= 32
-    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
-
-    # a new server with the same data dir: the session survives the restart
-    async with serving(Settings(data_dir=str(data_dir), store="memory", cookie_secret="")) as second:
-        await second.join("Ani", "restart")  # the memory store forgot the room: a join makes it again
-        resp = await second.request("POST", "/rooms/restart/messages", token=user.token,
-                                    json_body={"text": "sesudah restart"})
-        assert resp.status == 201 and resp.json["user"] == "Budi"
-    assert secret_file.read_text() == secret
-
-    # another data dir means another secret: the token is refused there
-    async with serving(Settings(data_dir=str(tmp_path / "other"), store="memory", cookie_secret="")) as other:
-        resp = await other.request("GET", "/rooms/restart/users", token=user.token)
-        assert resp.status == 401
-    assert (tmp_path / "other" / "cookie_secret").read_text() != secret
+def test_store_and_retention_options():
+    defaults, _, _ = parse_settings(["chat.py"], {})
+    assert (defaults.store, defaults.history_max_events, defaults.history_max_age) == ("sqlite", 0, 0.0)
+    env = {"OBROLAN_STORE": "memory", "OBROLAN_HISTORY_MAX_EVENTS": "500", "OBROLAN_HISTORY_MAX_AGE": "86400"}
+    from_env, _, _ = parse_settings(["chat.py"], env)
+    assert (from_env.store, from_env.history_max_events, from_env.history_max_age) == ("memory", 500, 86400.0)
+    argv = ["chat.py", "--store=sqlite:/tmp/x.sqlite3", "--history-max-events=9", "--history-max-age=60"]
+    from_argv, _, _ = parse_settings(argv, env)
+    assert (from_argv.store, from_argv.history_max_events, from_argv.history_max_age) == (
+        "sqlite:/tmp/x.sqlite3", 9, 60.0)
+    for bad in ({"history_max_events": -1}, {"history_max_age": -0.5}):
+        with pytest.raises(ValueError, match="no limit"):
+            make_app(dataclasses.replace(defaults, store="memory", cookie_secret="x", **bad))
 
 
 # -- the one table ------------------------------------------------------------------------------
@@ -233,93 +180,3 @@ def test_help_says_each_default_once_and_names_the_variables():
     for option, block in zip(table.OPTIONS, blocks, strict=False):
         assert block.count("default:") == 1 and option.env in block, block
     assert max(len(line) for line in text.splitlines()) <= table.HELP_WIDTH_CHARS
-
-
-# -- real processes: one line on stderr, status 2, nothing started --------------------------------
-
-
-def run_chat(*args: str, env: dict[str, str] | None = None, wrapper: list[str] | None = None,
-             ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OBROLAN_")}
-    clean["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run([*(wrapper or []), sys.executable, str(ROOT / "chat.py"), *args], cwd=ROOT,
-                          env={**clean, **(env or {})}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=REFUSAL_TIMEOUT_S)
-
-
-def assert_refused(done: subprocess.CompletedProcess[str], flag: str) -> str:
-    """Status 2, nothing on stdout, and exactly one line on stderr that names ``flag``."""
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert flag in lines[0] and lines[0].startswith("obrolan: cannot start: "), lines[0]
-    assert (done.returncode, done.stdout) == (2, "")
-    return lines[0]
-
-
-@pytest.mark.parametrize(("arg", "says"), [
-    ("--port=abc", "--port must be a whole number from 0 to 65535, not 'abc'"),
-    ("--port=74640", "--port must be a whole number from 0 to 65535, not '74640'"),
-    ("--store=postgres", "--store must be sqlite, sqlite:PATH or memory, not 'postgres'"),
-    ("--redis-url=http://x", "--redis-url must be a Redis URL"),
-    ("--address=999.1.1.1", "--address must be an IP address or a host name, not '999.1.1.1'"),
-    ("--history-max-age=-5", "--history-max-age must be a number of seconds, 0 or more (0 = no limit), not '-5'"),
-    ("--history-max-events=-1", "--history-max-events must be a whole number of events, 0 or more"),
-    ("--presence-grace=-2", "--presence-grace must be a number of seconds, 0 or more, not '-2'"),
-    ("--buffer-size=0", "--buffer-size must be a whole number of events, 1 or more, not '0'"),
-    ("--prot=9000", "--prot is not an option (did you mean --port?)"),
-])
-def test_a_start_with_a_value_that_cannot_work_says_so_in_one_line(tmp_path, arg, says):
-    data_dir = tmp_path / "data"
-    line = assert_refused(run_chat(f"--data-dir={data_dir}", arg), arg.partition("=")[0])
-    assert says in line
-    assert not data_dir.exists()  # refused before anything was created
-
-
-def test_a_bad_environment_variable_is_named(tmp_path):
-    line = assert_refused(run_chat(f"--data-dir={tmp_path}", env={"OBROLAN_PORT": "abc"}), "--port")
-    assert "OBROLAN_PORT" in line
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def test_a_port_already_in_use_is_one_line(tmp_path, busy_port):
-    line = assert_refused(run_chat(f"--data-dir={tmp_path}", "--store=memory", "--address=127.0.0.1",
-                                   f"--port={busy_port}"), "--port")
-    assert f"{busy_port} is already in use" in line
-
-
-@pytest.mark.parametrize("store", ["--store=memory", "--store=sqlite"])
-def test_a_data_dir_that_is_a_file_is_one_line(tmp_path, store):
-    afile = tmp_path / "data"
-    afile.write_text("not a folder")
-    line = assert_refused(run_chat(f"--data-dir={afile}", store, "--port=0"), "--data-dir")
-    assert "is a file" in line
-
-
-@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="root without setpriv writes anyway")
-@pytest.mark.parametrize("args", [["--store=memory"], ["--store=sqlite", "--cookie-secret=s"]],
-                         ids=["cookie-secret", "database"])
-def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path, args):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    try:
-        line = assert_refused(run_chat(f"--data-dir={locked}", *args, "--port=0",
-                                       wrapper=ROOT_IGNORES_FILE_MODES), "--data-dir")
-    finally:
-        locked.chmod(0o700)
-    assert "Permission denied" in line
-    assert list(locked.iterdir()) == []
-
-
-def test_help_goes_to_stdout_and_names_the_variables():
-    done = run_chat("--help")
-    assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == table.help_text()
-    assert run_chat("-h").stdout == done.stdout

@@ -4,7 +4,7 @@
 Whatever the backend, a user sees the same thing: one join when they first connect,
 one leave after the grace period or at once on Leave, no join/leave on a reload, the
 409 on a name in use, typing notices that are never stored, retries never duplicated.
-The cross-process promises of the Redis backend are in tests/test_redis_*.py.
+The cross-process promises of the Redis backend are in tests/process/test_redis_*.py.
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ import pytest
 
 from chat import Settings
 from tests.chatclient import is_event, is_presence
-from tests.redis_helpers import RedisServer
 
 BACKENDS = ["local", "redis"]
-
-
-@pytest.fixture(scope="module")
-def contract_redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=BACKENDS, autouse=True)

@@ -13,7 +13,7 @@ from backends import open_backend
 from handlers import AppConfig, routes
 from rooms import Hub, errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _read(name: str) -> str:

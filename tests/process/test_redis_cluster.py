@@ -12,17 +12,10 @@ import asyncio
 import pytest
 
 from tests.chatclient import Api, Socket, User, is_event, is_presence
-from tests.redis_helpers import RedisServer, as_user, history, start_servers
+from tests.redis_helpers import as_user, history, start_servers
 
 TIMEOUT_S = 30
 EVENT_TYPES = ("message", "join", "leave")
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

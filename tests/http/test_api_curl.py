@@ -11,7 +11,7 @@ import pytest
 
 from tests.chatclient import is_event
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 README_URL = "http://127.0.0.1:8888"
 
 

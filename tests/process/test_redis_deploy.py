@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.chatclient import Api, is_event, is_presence
-from tests.redis_helpers import ROOT, ChatServer, Nginx, RedisServer, start_servers, stop_process, wait_until
+from tests.redis_helpers import ROOT, ChatServer, Nginx, start_servers, stop_process, wait_until
 
 TIMEOUT_S = 30
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
