@@ -89,6 +89,7 @@ class EventsHandler(BaseHandler):
         if stream is None:  # gone already
             self.on_connection_close()
             return
+        stream.set_nodelay(True)  # an item is small and should leave now, not wait for an ACK (Nagle)
         self._chunked = compat.response_is_chunked(self.request)
         self._writer = DirectWriter(stream, self.config.max_backlog_bytes)
         self._beat = heartbeat_bytes(self.stream_format, self._chunked)

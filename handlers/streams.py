@@ -61,7 +61,7 @@ class StreamFormat:
         return b"".join([self.item(p) for p in payloads])
 
 
-SSE = StreamFormat("sse", "text/event-stream; charset=utf-8", _sse_item, b": ping\n\n",
+SSE = StreamFormat("sse", "text/event-stream; charset=utf-8", _sse_item, b": ping\n",
                    b"retry: %d\n" % SSE_RETRY_MS)
 NDJSON = StreamFormat("ndjson", "application/x-ndjson; charset=utf-8", _ndjson_item, NDJSON_PING)
 FORMATS: dict[str, StreamFormat] = {f.name: f for f in (SSE, NDJSON)}
