@@ -339,3 +339,13 @@ async def test_websocket_sse_ndjson_and_long_poll_readers_see_one_order(api, str
     a.close()
     await sse.close()
     await lines.close()
+
+
+@pytest.mark.gen_test(timeout=TIMEOUT_S)
+async def test_a_room_whose_history_started_over_ends_its_streams_saying_so(api, streams, hub):
+    budi = await api.join("Budi", "ulang")
+    stream = await streams.open(budi)
+    await stream.opening()
+    await hub.reload_room("ulang")  # what a backend does when the shared history started over
+    rest = await stream.rest()
+    assert rest[-1]["type"] == "end" and rest[-1]["reason"] == "history_reset" and rest[-1]["reconnect"] is True
