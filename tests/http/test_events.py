@@ -8,10 +8,14 @@ who is in the room; the last item of a stream saying why it ended.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from tornado.ioloop import IOLoop
 
-from tests.chatclient import is_event, is_presence, room_url
+from rooms import Hub
+from tests.chatclient import Api, is_event, is_presence, room_url
 from tests.streamclient import (
     EventStream,
     RawStream,
@@ -27,13 +31,13 @@ TIMEOUT_S = 30
 
 
 @pytest.fixture
-def streams(chat_url, io_loop):
+def streams(chat_url: str, io_loop: IOLoop) -> Iterator[StreamClient]:
     client = StreamClient(chat_url)
     yield client
     io_loop.run_sync(client.aclose)
 
 
-def is_text(text: str):
+def is_text(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda item: item.get("type") == "message" and item.get("text") == text
 
 
@@ -48,7 +52,8 @@ async def texts_until(stream: EventStream, last: str, seen: list[dict]) -> list[
 
 @pytest.mark.settings(presence_grace=10)
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_sse_client_resumes_by_last_event_id_with_no_gap_and_no_duplicate(api, streams):
+async def test_sse_client_resumes_by_last_event_id_with_no_gap_and_no_duplicate(api: Api,
+                                                                                streams: StreamClient) -> None:
     ani = await api.join("Ani", "sse")
     budi = await api.join("Budi", "sse")
     for text in ("sebelum 1", "sebelum 2"):
@@ -93,7 +98,7 @@ async def test_sse_client_resumes_by_last_event_id_with_no_gap_and_no_duplicate(
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_last_event_id_wins_over_the_urls_after(api, streams):
+async def test_last_event_id_wins_over_the_urls_after(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "menang")
     for i in range(4):
         await ani.post(f"pesan {i}")
@@ -106,7 +111,7 @@ async def test_last_event_id_wins_over_the_urls_after(api, streams):
 
 @pytest.mark.settings(heartbeat_interval=0.2)
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_ndjson_stream_has_the_same_items_one_per_line_and_pings(api, streams):
+async def test_ndjson_stream_has_the_same_items_one_per_line_and_pings(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "baris")
     budi = await api.join("Budi", "baris")
     sse = await streams.open(ani, "sse", after=0)
@@ -131,7 +136,7 @@ async def test_ndjson_stream_has_the_same_items_one_per_line_and_pings(api, stre
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_format_query_and_accept_pick_the_format(api, streams):
+async def test_format_query_and_accept_pick_the_format(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "bentuk")
     resp = await api.request("GET", events_path("bentuk", format="xml"), token=ani.token)
     assert resp.status == 400 and resp.json["error"] == "bad_request"
@@ -146,7 +151,7 @@ async def test_format_query_and_accept_pick_the_format(api, streams):
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_bad_requests_get_a_json_error_before_any_stream(api, streams):
+async def test_bad_requests_get_a_json_error_before_any_stream(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "salah")
     other_ani = await api.join("Ani", "salah")  # the same name, another session
     sock = await ani.ws()
@@ -171,7 +176,7 @@ async def test_bad_requests_get_a_json_error_before_any_stream(api, streams):
 
 @pytest.mark.settings(allowed_origins=["http://app.example"])
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_an_allowed_origin_may_read_the_stream_with_credentials(api, streams):
+async def test_an_allowed_origin_may_read_the_stream_with_credentials(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "asal")
     stream = await streams.open(ani, headers={"Origin": "http://app.example"})
     assert stream.response.headers["access-control-allow-origin"] == "http://app.example"
@@ -181,7 +186,8 @@ async def test_an_allowed_origin_may_read_the_stream_with_credentials(api, strea
 
 @pytest.mark.settings(presence_grace=0.3)
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_a_stream_is_present_joins_once_and_leaves_after_the_grace_period(api, streams):
+async def test_a_stream_is_present_joins_once_and_leaves_after_the_grace_period(api: Api,
+                                                                                streams: StreamClient) -> None:
     ani = await api.join("Ani", "hadir")
     budi = await api.join("Budi", "hadir")
     a = await ani.ws()
@@ -206,7 +212,7 @@ async def test_a_stream_is_present_joins_once_and_leaves_after_the_grace_period(
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_leave_ends_the_stream_with_a_last_item_saying_so(api, streams):
+async def test_leave_ends_the_stream_with_a_last_item_saying_so(api: Api, streams: StreamClient) -> None:
     budi = await api.join("Budi", "pamit")
     stream = await streams.open(budi, "ndjson")
     await stream.opening()
@@ -217,7 +223,7 @@ async def test_leave_ends_the_stream_with_a_last_item_saying_so(api, streams):
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_typing_over_http_reaches_streams_and_websockets(api, streams):
+async def test_typing_over_http_reaches_streams_and_websockets(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "ketik")
     budi = await api.join("Budi", "ketik")
     a = await ani.ws()
@@ -238,7 +244,7 @@ async def test_typing_over_http_reaches_streams_and_websockets(api, streams):
 
 @needs_curl
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_curl_n_prints_events_as_they_happen(api):
+async def test_curl_n_prints_events_as_they_happen(api: Api) -> None:
     ani = await api.join("Ani", "Proyek PBO")
     budi = await api.join("Budi", "Proyek PBO")
     await ani.post("sudah ada")
@@ -266,7 +272,8 @@ async def test_curl_n_prints_events_as_they_happen(api):
 
 @pytest.mark.settings(max_backlog=20000, rate_limit=0, presence_grace=0.0, buffer_size=50000)
 @pytest.mark.gen_test(timeout=60)
-async def test_slow_stream_reader_is_ended_with_slow_and_resumes_from_its_cursor(api, streams):
+async def test_slow_stream_reader_is_ended_with_slow_and_resumes_from_its_cursor(api: Api,
+                                                                                 streams: StreamClient) -> None:
     ani = await api.join("Ani", "deras")
     sari = await api.join("Sari", "deras")
     a = await ani.ws()
@@ -314,7 +321,7 @@ async def test_slow_stream_reader_is_ended_with_slow_and_resumes_from_its_cursor
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_websocket_sse_ndjson_and_long_poll_readers_see_one_order(api, streams):
+async def test_websocket_sse_ndjson_and_long_poll_readers_see_one_order(api: Api, streams: StreamClient) -> None:
     ani = await api.join("Ani", "campur")
     budi = await api.join("Budi", "campur")
     cici = await api.join("Cici", "campur")
@@ -342,7 +349,8 @@ async def test_websocket_sse_ndjson_and_long_poll_readers_see_one_order(api, str
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_a_room_whose_history_started_over_ends_its_streams_saying_so(api, streams, hub):
+async def test_a_room_whose_history_started_over_ends_its_streams_saying_so(api: Api, streams: StreamClient,
+                                                                            hub: Hub) -> None:
     budi = await api.join("Budi", "ulang")
     stream = await streams.open(budi)
     await stream.opening()

@@ -14,8 +14,9 @@ import pytest
 
 from handlers import compat, streams
 from handlers.wire import DirectWriter
+from rooms import Hub
 from rooms.models import Batch, Payload, presence_payload
-from tests.chatclient import is_event
+from tests.chatclient import Api, is_event
 from tests.streamclient import RawStream, StreamClient, events_path, ndjson_items, sse_blocks
 
 TIMEOUT_S = 30
@@ -27,7 +28,7 @@ def auth(token: str, **headers: str) -> dict[str, str]:
 
 @pytest.mark.settings(heartbeat_interval=0.2)
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_sse_on_the_wire_over_http_1_1(api):
+async def test_sse_on_the_wire_over_http_1_1(api: Api) -> None:
     ani = await api.join("Ani", "kawat")
     await ani.post("satu")
     raw = await RawStream.open(api.base_url, events_path("kawat", after=0),
@@ -50,7 +51,7 @@ async def test_sse_on_the_wire_over_http_1_1(api):
 
 @pytest.mark.parametrize("connection", ["close", "keep-alive"])
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_over_http_1_0_the_stream_ends_with_the_connection(api, connection):
+async def test_over_http_1_0_the_stream_ends_with_the_connection(api: Api, connection: str) -> None:
     ani = await api.join("Ani", "lama")
     raw = await RawStream.open(api.base_url, events_path("lama"), auth(ani.token, Connection=connection),
                                version="1.0")
@@ -63,7 +64,7 @@ async def test_over_http_1_0_the_stream_ends_with_the_connection(api, connection
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_a_batch_is_encoded_once_for_every_reader(api, monkeypatch):
+async def test_a_batch_is_encoded_once_for_every_reader(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[tuple[DirectWriter, bytes]] = []
     original = DirectWriter.write
 
@@ -92,7 +93,7 @@ async def test_a_batch_is_encoded_once_for_every_reader(api, monkeypatch):
     await client.aclose()
 
 
-def test_stream_items_are_built_once_per_payload_and_batch():
+def test_stream_items_are_built_once_per_payload_and_batch() -> None:
     event = Payload(b'{"id":7,"type":"message"}', event_id=7)
     users = presence_payload(["Ani"])
     assert streams.SSE.item(event) == b'id: 7\ndata: {"id":7,"type":"message"}\n\n'
@@ -107,7 +108,7 @@ def test_stream_items_are_built_once_per_payload_and_batch():
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_compat_reaches_the_response_stream_only_while_it_is_open(api, hub):
+async def test_compat_reaches_the_response_stream_only_while_it_is_open(api: Api, hub: Hub) -> None:
     """``compat.response_stream`` on a live stream is the connection's IOStream; once the
     client has gone there is none (the handler then treats the reader as gone)."""
     ani = await api.join("Ani", "aliran")

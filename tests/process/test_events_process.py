@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.chatclient import Api
-from tests.redis_helpers import Nginx, RedisServer, as_user, start_servers
+from tests.redis_helpers import ChatServer, Nginx, RedisServer, as_user, start_servers
 from tests.servers import ChatProcess
 from tests.streamclient import (
     RawStream,
@@ -22,16 +25,17 @@ from tests.streamclient import (
 )
 
 TIMEOUT_S = 60
+Deployed = tuple[Nginx, list[ChatServer]]  # nginx, and the two processes behind it
 EXIT_TIMEOUT_S = 15.0  # bounds a hang; not the server's own deadline
 
 
-def is_text(text: str):
+def is_text(text: str) -> Callable[[dict[str, Any]], bool]:
     return lambda item: item.get("type") == "message" and item.get("text") == text
 
 
 @needs_curl
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_sigterm_ends_every_stream_with_a_last_item_saying_the_server_restarts(tmp_path):
+async def test_sigterm_ends_every_stream_with_a_last_item_saying_the_server_restarts(tmp_path: Path) -> None:
     server = ChatProcess(tmp_path / "data", "--presence-grace=30", log_path=tmp_path / "server.log", cwd=tmp_path)
     api = Api(server.url)
     client = StreamClient(server.url)
@@ -72,14 +76,14 @@ async def test_sigterm_ends_every_stream_with_a_last_item_saying_the_server_rest
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory):
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def deployed(redis, tmp_path_factory):
+def deployed(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     workdir = tmp_path_factory.mktemp("streams")
     servers = start_servers(workdir, redis.url, 2, "--presence-grace=10", "--heartbeat-interval=0.5")
     nginx = Nginx(workdir, servers).start()
@@ -90,7 +94,7 @@ def deployed(redis, tmp_path_factory):
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_two_processes_on_redis_stream_one_room_and_resume_on_the_other(deployed):
+async def test_two_processes_on_redis_stream_one_room_and_resume_on_the_other(deployed: Deployed) -> None:
     _, (p0, p1) = deployed
     api0, api1 = Api(p0.url), Api(p1.url)
     c0, c1 = StreamClient(p0.url), StreamClient(p1.url)
@@ -128,7 +132,7 @@ async def test_two_processes_on_redis_stream_one_room_and_resume_on_the_other(de
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_streams_through_nginx_arrive_live_with_heartbeats_and_resume(deployed):
+async def test_streams_through_nginx_arrive_live_with_heartbeats_and_resume(deployed: Deployed) -> None:
     nginx, _ = deployed
     api = Api(nginx.url)
     client = StreamClient(nginx.url)
@@ -160,7 +164,7 @@ async def test_streams_through_nginx_arrive_live_with_heartbeats_and_resume(depl
 
 @needs_curl
 @pytest.mark.gen_test(timeout=TIMEOUT_S)
-async def test_curl_n_through_nginx_prints_each_event_as_it_is_posted(deployed):
+async def test_curl_n_through_nginx_prints_each_event_as_it_is_posted(deployed: Deployed) -> None:
     nginx, _ = deployed
     api = Api(nginx.url)
     ani = await api.join("Ani", "curl nginx")
