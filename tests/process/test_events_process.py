@@ -47,9 +47,10 @@ async def test_sigterm_ends_every_stream_with_a_last_item_saying_the_server_rest
         sse = await client.open(ani)
         await sse.opening()
         curl = await curl_stream(server.url, events_path("tutup", after=0), budi.token)
-        line = b""
-        while b'"type":"presence"' not in line:
+        line = b"-"
+        while line and b'"type":"presence"' not in line:
             line = await curl_line(curl)
+        assert line, "curl ended before the opening was complete"
 
         server.proc.send_signal(signal.SIGTERM)
         end = {"type": "end", "reason": "restarting",
@@ -171,14 +172,17 @@ async def test_curl_n_through_nginx_prints_each_event_as_it_is_posted(deployed: 
     budi = await api.join("Budi", "curl nginx")
     curl = await curl_stream(nginx.url, events_path("curl nginx", after=0), budi.token)
     try:
-        line = b""
-        while b'"type":"presence"' not in line:
+        line = b"-"
+        while line and b'"type":"presence"' not in line:
             line = await curl_line(curl)
+        assert line, "curl ended before the opening was complete"
         for i in range(3):
             await ani.post(f"baris {i}")
-            item = {}
+            item: dict[str, Any] = {}
             while item.get("type") != "message":
-                item = ndjson_items(await curl_line(curl))[0]
+                line = await curl_line(curl)
+                assert line, "curl ended"
+                item = ndjson_items(line)[0]
             assert item["text"] == f"baris {i}"
     finally:
         curl.kill()
