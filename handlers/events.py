@@ -22,12 +22,12 @@ import logging
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from rooms import Ending, errors
+from rooms import Ending, Hub, errors
 from rooms.members import Membership
 from rooms.models import Batch, Payload, Slice
 
 from . import compat, frames
-from .base import BaseHandler, origin_allowed
+from .base import AppConfig, BaseHandler, origin_allowed
 from .streams import batch_bytes, choose_format, end_bytes, frame, heartbeat_bytes, resume_cursor
 from .wire import DirectWriter
 
@@ -43,8 +43,13 @@ class EventsHandler(BaseHandler):
     _beat = b""
     _gone = False  # the client closed the connection
 
-    def prepare(self) -> None:
+    def initialize(self, hub: Hub, config: AppConfig) -> None:
+        super().initialize(hub, config)
+        # Resolved by end() (with why) or when the client goes (None); exists before prepare()
+        # runs, since the connection may close first.
         self._ended: asyncio.Future[Ending | None] = asyncio.get_running_loop().create_future()
+
+    def prepare(self) -> None:
         super().prepare()
         origin = self.request.headers.get("Origin")
         if origin is not None and not origin_allowed(origin, self.request.host, self.config.allowed_origins):
