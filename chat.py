@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import tornado.httpserver
 import tornado.locale
@@ -48,7 +49,13 @@ SHUTDOWN_GRACE_S = 4.0  # SIGTERM to exit stays under 5 s
 HTTP_SERVER_MAX_BODY_BYTES = 1 << 20  # Tornado refuses larger bodies outright (400, closed)
 
 
-def make_app(settings: Settings | None = None) -> tornado.web.Application:
+class ChatApp(tornado.web.Application):
+    """The Tornado application, with the hub its handlers share."""
+
+    hub: Hub
+
+
+def make_app(settings: Settings | None = None) -> ChatApp:
     """The Tornado application; its hub is ``app.hub`` (start it with ``await app.hub.start()``)."""
     settings = settings or Settings()
     if settings.history_max_events < 0 or settings.history_max_age < 0:
@@ -61,7 +68,10 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
     hub = Hub(backend, HubConfig(**hub_config_values(settings)))
     config = AppConfig(cookie_secret=load_cookie_secret(settings), pinger=Pinger(settings.ping_interval),
                        heartbeat=Heartbeat(settings.heartbeat_interval), **app_config_values(settings))
-    app = tornado.web.Application(
+    # Any, as in Application's own **settings: a dict of one value type would also be checked
+    # against its typed default_host and transforms parameters.
+    log_settings: dict[str, Any] = {} if settings.access_log else {"log_function": log_failed_request}
+    app = ChatApp(
         routes(hub, config),
         template_path=str(HERE / "templates"),
         static_path=str(HERE / "static"),
@@ -73,9 +83,9 @@ def make_app(settings: Settings | None = None) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},
         debug=settings.debug,
-        **({} if settings.access_log else {"log_function": log_failed_request}),
+        **log_settings,
     )
-    app.hub = hub  # type: ignore[attr-defined]
+    app.hub = hub
     return app
 
 
@@ -90,7 +100,7 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
                 parent_fd: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or, in a worker, until the parent is gone)."""
     app = make_app(settings)
-    hub: Hub = app.hub  # type: ignore[attr-defined]
+    hub = app.hub
     await hub.start()
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=HTTP_SERVER_MAX_BODY_BYTES)
     if sockets is not None:

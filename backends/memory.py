@@ -36,6 +36,7 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._rooms: dict[str, _MemRoom] = {}
+        self._created: set[str] = set()  # rooms ever joined: they exist (empty) after a sweep too
 
     def _room(self, room: str) -> _MemRoom:
         state = self._rooms.get(room)
@@ -43,12 +44,16 @@ class MemoryStore(Store):
             state = self._rooms[room] = _MemRoom()
         return state
 
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
+        if not create and room not in self._rooms and room not in self._created:
+            return RoomState(new_epoch(), 0, [], exists=False)
+        self._created.add(room)
         state = self._room(room)
         return RoomState(state.epoch, state.last_id, [])
 
     async def append(self, draft: Draft) -> tuple[Event, bool]:
         state = self._room(draft.room)
+        self._created.add(draft.room)
         key = (draft.session, draft.client_id) if draft.client_id and draft.session else None
         if key is not None:
             seen = state.keys.get(key)

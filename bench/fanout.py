@@ -170,11 +170,11 @@ def run(plan: Plan) -> Outcome:
 
 
 def median_outcome(outcomes: list[Outcome]) -> Outcome:
-    good = [o for o in outcomes if o.result is not None]
+    good = [(o, o.result) for o in outcomes if o.result is not None]
     if not good:
         return outcomes[0]
-    good.sort(key=lambda o: o.result.rate if not o.plan.pollers else o.result.poll_rate)
-    return good[len(good) // 2]
+    good.sort(key=lambda pair: pair[1].rate if not pair[0].plan.pollers else pair[1].poll_rate)
+    return good[len(good) // 2][0]
 
 
 def repeat(plan: Plan, runs: int, verbose: bool = True) -> Outcome:
@@ -332,7 +332,7 @@ def saturation_section(args: argparse.Namespace, servers: list[str], extra: tupl
             print("median  " + o.line(), flush=True)
     print("\n== ratios (same run, medians)")
     for n in args.members:
-        rates = {s: sat[(s, n)].result.rate for s in servers if sat[(s, n)].result}
+        rates = {s: result.rate for s in servers if (result := sat[(s, n)].result)}
         ours = [s for s in rates if s.startswith("obrolan")]
         parts = [f"{a}/{b} = {rates[a] / rates[b]:.2f}x" for a in ours for b in rates if b not in ours]
         print(f"{n:>5} members: " + ", ".join(parts))
@@ -459,7 +459,8 @@ def main() -> None:
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it too
-    if not args.no_pin and os.cpu_count() and os.cpu_count() > LOADGEN_CPU:
+    cpus = os.cpu_count()
+    if not args.no_pin and cpus and cpus > LOADGEN_CPU:
         os.sched_setaffinity(0, {LOADGEN_CPU})
     else:
         args.no_pin = True

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,7 +54,7 @@ def setup_socketio() -> None:
     subprocess.run(cmd, cwd=SOCKETIO_DIR, check=True, timeout=300)
 
 
-def _child_setup(cpu: int | None):
+def _child_setup(cpu: int | None) -> Callable[[], None]:
     def setup() -> None:
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

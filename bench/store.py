@@ -25,6 +25,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -94,7 +95,7 @@ async def fill(store: SQLiteStore, count: int) -> None:
           f"{store.committed_appends / store.commits:.0f} per commit)")
 
 
-async def timed(reads: int, make) -> list[int]:  # type: ignore[no-untyped-def]
+async def timed(reads: int, make: Callable[[], Awaitable[object]]) -> list[int]:
     samples = []
     for _ in range(reads):
         start = time.perf_counter_ns()

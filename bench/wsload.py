@@ -277,6 +277,7 @@ class Loader:
                     continue
             if not ev & ~EPOLLOUT:
                 continue
+            assert c.sock is not None  # in conns: connected
             try:
                 n = c.sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):
@@ -308,6 +309,7 @@ class Loader:
         self.last_rx = time.monotonic()
 
     def _writable(self, c: Conn) -> None:
+        assert c.sock is not None  # in conns: connected
         if c.state == "connecting":
             err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
@@ -331,6 +333,7 @@ class Loader:
         if c.closed:
             return
         if not c.out:
+            assert c.sock is not None  # open() refuses to go on with a connection that failed
             try:
                 n = c.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -360,6 +363,7 @@ class Loader:
             self.ep.unregister(c.fd)
         except (OSError, ValueError):
             pass
+        assert c.sock is not None  # in conns: connected
         c.sock.close()
 
     def close_all(self) -> None:
@@ -497,6 +501,7 @@ class Loader:
                     sent_total += 1
                 self.pump(0.0005 if due > 0 else 0.001)
             else:
+                assert window is not None, "drive() needs rate_eps or window"
                 for s in senders:
                     acked = s.acked()
                     while s.seq - acked < window and not s.conn.closed:

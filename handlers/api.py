@@ -55,7 +55,7 @@ def parse_limit(value: str | None) -> int:
 class MessagesHandler(RoomPage):
     _poll: Poll | None = None
 
-    async def get(self, room: str) -> None:  # type: ignore[override]  # RoomPage.get renders the page
+    async def get(self, room: str) -> None:  # replaces RoomPage.get, which renders the page
         room = self.path_room(room)
         session = self.require_session()
         after = parse_cursor(self.raw_query("after"))
@@ -93,7 +93,9 @@ class MessagesHandler(RoomPage):
         session = self.require_session()
         fields = self.body_fields()
         self.form_text = str(fields.get("text") or "")
-        client_id = fields.get("client_id") or self.request.headers.get("Idempotency-Key")
+        # One rule for every transport: a client_id given is validated whatever its value (0, "",
+        # false and [] are refused, not ignored); without one, the Idempotency-Key header.
+        client_id = fields["client_id"] if "client_id" in fields else self.request.headers.get("Idempotency-Key")
         event, _created = await self.hub.post(room, session, fields.get("text"), client_id)
         if self.is_form_post():
             self.redirect(room_path(room), status=303)

@@ -13,7 +13,8 @@ import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import tornado.web
@@ -26,9 +27,11 @@ from rooms.models import dumps, loads
 from rooms.validation import clean_room
 
 from .compat import OriginCheck
+from .messages import RETRY_CODES, RETRY_PAGE_AFTER_S, page_message
 from .pinger import Heartbeat, Pinger
 
 H = TypeVar("H", bound="BaseHandler")
+P = ParamSpec("P")
 
 SESSION_COOKIE = "obrolan_session"
 SESSION_MAX_AGE_DAYS = 30
@@ -80,7 +83,15 @@ def room_path(room: str, suffix: str = "") -> str:
     return "/rooms/" + quote(room, safe="") + suffix
 
 
-class SessionMixin:
+if TYPE_CHECKING:
+    # To the type checker the mixin is the RequestHandler it is mixed into (BaseHandler, RoomSocket);
+    # at run time it stays a plain class, so no handler's MRO changes.
+    _Handler = tornado.web.RequestHandler
+else:
+    _Handler = object
+
+
+class SessionMixin(_Handler):
     """Authentication shared by HTTP and WebSocket handlers: cookie or ``Authorization: Bearer``."""
 
     hub: Hub
@@ -107,7 +118,7 @@ class SessionMixin:
         return session
 
     def require_session(self) -> Session:
-        session = self.current_user
+        session: Session | None = self.current_user
         if session is None:
             raise errors.Unauthorized("join first: POST /join, then send the cookie or a bearer token")
         return session
@@ -118,6 +129,14 @@ class SessionMixin:
         return _decode(values[-1]) if values else None
 
     def path_room(self, room: str) -> str:
+        """The room named in the path.  Browsers percent-encode it; a client that sends raw UTF-8
+        bytes gets them read as Latin-1 by the HTTP parser: read them again as UTF-8, so
+        ``/rooms/café`` and ``/rooms/caf%C3%A9`` are one room."""
+        if not self.request.path.isascii():
+            try:
+                room = room.encode("latin-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                raise errors.InvalidRoom("the room in the path must be UTF-8 (percent-encoded)") from None
         return clean_room(room)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -126,7 +145,7 @@ class SessionMixin:
         error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
         self.set_error_status(error)
         if self.wants_html():
-            self.render("error.html", message=self.translate_error(error), back=self.error_back_link())
+            self.render_error_page(error)
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(error.as_dict()))
@@ -138,8 +157,12 @@ class SessionMixin:
         if error.status == 405:
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
 
+    def render_error_page(self, error: errors.ChatError) -> None:
+        retry_s = RETRY_PAGE_AFTER_S if error.code in RETRY_CODES else None
+        self.render("error.html", message=self.translate_error(error), back=self.error_back_link(), retry_s=retry_s)
+
     def translate_error(self, error: errors.ChatError) -> str:
-        return self.locale.translate(error.detail)
+        return page_message(self.locale, error)
 
     def error_back_link(self) -> str:
         return "/"
@@ -149,10 +172,11 @@ class SessionMixin:
         accept = self.request.headers.get("Accept", "")
         return "text/html" in accept and "application/json" not in accept
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         if isinstance(value, errors.ChatError):
             return  # an expected answer, not a server fault
-        super().log_exception(typ, value, tb)  # type: ignore[misc]  # SessionMixin comes before RequestHandler
+        super().log_exception(typ, value, tb)
 
 
 def allowed_methods(cls: type[tornado.web.RequestHandler]) -> list[str]:
@@ -169,15 +193,16 @@ def _http_error(status_code: int, exc: BaseException | None) -> errors.ChatError
     return error
 
 
-def shows_form_errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+def shows_form_errors(
+        method: Callable[Concatenate[H, P], Awaitable[None]]) -> Callable[Concatenate[H, P], Awaitable[None]]:
     """A form post whose errors a person can correct: for a browser, the handler's
     ``show_form_error(exc)`` shows the form again with the message at it; the API still
     gets the JSON error from :meth:`BaseHandler.write_error`."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, *args: Any) -> None:
+    async def wrapper(self: H, /, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            await method(self, *args)
+            await method(self, *args, **kwargs)
         except errors.ChatError as exc:
             if not self.answers_with_form():
                 raise
@@ -234,7 +259,7 @@ class BaseHandler(SessionMixin, OriginCheck):
         return self.is_form_post()
 
     async def show_form_error(self, exc: errors.ChatError) -> None:
-        self.render("error.html", message=self.translate_error(exc), back=self.error_back_link())
+        self.render_error_page(exc)
 
     def body_fields(self) -> dict[str, Any]:
         """Fields from a JSON object body or a form body, values as sent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_sess
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
 
 
-def accept_language_codes(header: str, supported: frozenset[str]) -> list[str]:
+def accept_language_codes(header: str, supported: Iterable[str]) -> list[str]:
     """Locale codes from ``Accept-Language``, best first.
 
     Tornado matches ``id-ID`` to the shipped ``id_ID`` but not a bare ``id``, which
@@ -46,10 +47,19 @@ def accept_language_codes(header: str, supported: frozenset[str]) -> list[str]:
 
 
 def continues(prev: Event | None, event: Event) -> bool:
-    """Whether ``event`` is shown under ``prev``'s header (same person, within a few minutes)."""
+    """Whether ``event`` is shown under ``prev``'s header (same person, within a few minutes).
+
+    static/js/timeline.js has the same rule; tests/browser/cases/grouping.json holds both to it.
+    """
     if prev is None or prev.type != "message" or event.type != "message" or prev.user != event.user:
         return False
-    gap_s = (datetime.fromisoformat(event.ts) - datetime.fromisoformat(prev.ts)).total_seconds()
+    try:
+        start, end = datetime.fromisoformat(prev.ts), datetime.fromisoformat(event.ts)
+    except ValueError:  # not a timestamp: never grouped
+        return False
+    if start.tzinfo is None or end.tzinfo is None:
+        return False
+    gap_s = (end - start).total_seconds()
     return 0 <= gap_s <= GROUP_WINDOW_S
 
 
@@ -102,7 +112,7 @@ class PageHandler(BaseHandler):
 
     async def render_join(self, name: str, room: str, error: str | None = None, status: int = 200) -> None:
         self.set_status(status)
-        rooms = await self.hub.rooms_info()
+        rooms = [r for r in await self.hub.rooms_info() if r["users"]]  # rooms with people in them now
         self.render("join.html", name=name, room=room, error=error, rooms=rooms[:20], room_path=room_path)
 
 
@@ -136,6 +146,7 @@ class JoinHandler(JoinPage):
         same = current is not None and name_key(current.name) == name_key(name)
         session = current if same and current else Session(secrets.token_hex(16), name)
         await self.hub.check_name(room, session)
+        await self.hub.create(room)  # the join creates the room
         token = encode_session(self.config.cookie_secret, session)
         if api:
             self.send_json({"token": token, "name": session.name, "room": room,
@@ -152,7 +163,7 @@ class RoomPage(PageHandler):
 
     async def get(self, room: str) -> None:
         try:
-            room = clean_room(room)
+            room = self.path_room(room)
         except errors.ChatError as exc:
             await self.render_join("", "", self.translate_error(exc), 404)
             return
@@ -162,6 +173,10 @@ class RoomPage(PageHandler):
             return
         try:
             await self.hub.touch(room, session)
+        except errors.NoSuchRoom:  # a typo, or a room gone with the memory store: joining makes it
+            message = self.locale.translate("There is no room of that name yet. Join it to start it.")
+            await self.render_join(session.name, room, message, 404)
+            return
         except errors.NameTaken as exc:  # another session has the name here now: choose another
             await self.render_join(session.name, room, self.translate_error(exc), exc.status)
             return

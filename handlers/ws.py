@@ -84,7 +84,8 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         opening.append(frames.cached_frame(self.member.users_payload()))
         self._write(b"".join(opening))  # the whole opening in one write
         compat.drop_handshake_state(self)
-        self.ui = None  # the template helpers: Tornado drops them itself only at close
+        # The template helpers: Tornado drops them itself only at close.
+        self.ui = None  # type: ignore[assignment]  # typed ObjectDict; Tornado's close sets None the same way
 
     def on_message(self, message: str | bytes) -> asyncio.Future[None] | None:
         # Each frame gets a task of its own, started in arrival order, and Tornado reads the next

@@ -71,6 +71,11 @@ class NotFound(ChatError):
     status = 404
 
 
+class NoSuchRoom(ChatError):
+    code = "no_such_room"
+    status = 404
+
+
 class NameTaken(ChatError):
     code = "name_taken"
     status = 409
@@ -94,6 +99,14 @@ class RateLimited(ChatError):
 
 class Unavailable(ChatError):
     code = "unavailable"
+    status = 503
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was sent but its answer never came: it may or may not be stored.  A retry with
+    the same client_id finds out (and stores nothing twice); never claim either outcome."""
+
+    code = "outcome_unknown"
     status = 503
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import validation
 from .buffer import RoomBuffer
-from .errors import ChatError, Forbidden
+from .errors import ChatError, Forbidden, NoSuchRoom
 from .members import Attendance, Membership, Poll
 from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
 from .ports import Backend, Ending, Listener
@@ -62,7 +62,7 @@ class Hub:
         self.attendance = Attendance(self)
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Future[Room]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -95,7 +95,7 @@ class Hub:
         await self.presence.close()
         await self.store.close()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; close() waits a little for what is left."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -118,18 +118,27 @@ class Hub:
 
     # -- rooms ----------------------------------------------------------------
 
-    async def room(self, name: str) -> Room:
+    async def room(self, name: str, create: bool = False) -> Room:
+        """The loaded room; NoSuchRoom if nobody ever joined it, unless ``create`` (a join)."""
         room = self._rooms.get(name)
         if room is not None:
             return room
         pending = self._opening.get(name)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except NoSuchRoom:
+                if not create:
+                    raise
+                return await self.room(name, create=True)
         future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
         self._opening[name] = future
         try:
             await self.broker.hold(name)  # subscribed before reading the state: nothing slips between
-            room = Room(name, self._buffer(await self.store.open_room(name, self.config.buffer_size)))
+            state = await self.store.open_room(name, self.config.buffer_size, create)
+            if not state.exists:
+                raise NoSuchRoom(f"there is no room {name!r}: join it first (POST /join creates it)")
+            room = Room(name, self._buffer(state))
             self._rooms[name] = room
             future.set_result(room)
             return room
@@ -174,14 +183,17 @@ class Hub:
         """One long-poll: ``await`` it for a Slice (None once cancelled); ``cancel()`` when the client goes."""
         return Poll(self, name, session, after, epoch, wait_s, limit)
 
+    async def create(self, name: str) -> None:
+        """A join: the room exists from now on (reading a room nobody joined is NoSuchRoom)."""
+        await self.room(name, create=True)
+
     async def touch(self, name: str, session: Session) -> None:
         """A request of ``session`` in room ``name`` (a page view): present for the grace period."""
         room = await self.room(name)
         self.attendance.rest(room, await self.attendance.arrive(room, session))
 
     async def users(self, name: str) -> list[str]:
-        room = await self.attendance.present_room(name)
-        return self.attendance.users_of(room) if room else []
+        return self.attendance.users_of(await self.room(name))
 
     async def check_name(self, name: str, session: Session) -> None:
         """Raise NameTaken if ``session``'s name is present in room ``name`` under another session."""
@@ -349,7 +361,7 @@ class Hub:
         room = self._rooms.get(name)
         if room is None:
             return
-        state = await self.store.open_room(name, self.config.buffer_size)
+        state = await self.store.open_room(name, self.config.buffer_size, create=True)
         log.warning("history of %s reloaded (epoch %s -> %s)", name, room.buffer.epoch, state.epoch)
         room.buffer = self._buffer(state)
         room.outbox.clear()

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import validation
-from .errors import ChatError, Forbidden, NameTaken, Unavailable
+from .errors import ChatError, Forbidden, NameTaken, NoSuchRoom, Unavailable
 from .models import Draft, Event, Payload, Session, Slice
 from .ports import Ending, Listener
 from .presence import Member, name_taken
@@ -49,7 +49,7 @@ class Attendance:
         those who come back are not announced again, the others leave once."""
         now = time.monotonic()
         for name, sessions in present.items():
-            room = await self.hub.room(name)
+            room = await self.hub.room(name, create=True)
             for session in sessions:
                 try:
                     member, _new = room.presence.add(session, now)
@@ -115,7 +115,7 @@ class Attendance:
         here, and the connection or request checks it again when it arrives."""
         try:
             room = await self.present_room(name)
-        except Unavailable:
+        except (Unavailable, NoSuchRoom):
             return
         if room is not None:
             self.check(room, session)

@@ -150,6 +150,7 @@ class RoomState:
     epoch: str
     last_id: int
     recent: list[Event] = field(default_factory=list)
+    exists: bool = True  # False: nobody ever joined it (and open_room was not asked to create it)
 
 
 @dataclass(slots=True)

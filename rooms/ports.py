@@ -72,8 +72,12 @@ class Store(ABC):
         """Flush and release resources."""
 
     @abstractmethod
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
-        """The room's epoch, newest id and up to ``recent_max`` newest events (oldest first)."""
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
+        """The room's epoch, newest id and up to ``recent_max`` newest events (oldest first).
+
+        A room exists once it was created (``create=True``: a join) or has events; opening one
+        that does not, without ``create``, answers ``exists=False`` and creates nothing.
+        """
 
     @abstractmethod
     async def append(self, draft: Draft) -> tuple[Event, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .errors import RateLimited
 
@@ -10,7 +11,7 @@ from .errors import RateLimited
 class TokenBucketLimiter:
     """``rate_per_s`` tokens refill per second up to ``burst``; each send takes one."""
 
-    def __init__(self, rate_per_s: float, burst: int, clock=time.monotonic) -> None:
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._clock = clock

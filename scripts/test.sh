@@ -22,6 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 ruff check .
+mypy  # the files and the rules per package are in pyproject.toml ([tool.mypy])
 # The browser tests run in their own invocation (Playwright holds an event loop for the rest of a
 # run); the main suite runs last so its summary is the final line.
 browser=0

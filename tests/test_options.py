@@ -122,6 +122,7 @@ async def test_cookie_secret_is_generated_into_data_dir_and_reused(tmp_path):
 
     # a new server with the same data dir: the session survives the restart
     async with serving(Settings(data_dir=str(data_dir), store="memory", cookie_secret="")) as second:
+        await second.join("Ani", "restart")  # the memory store forgot the room: a join makes it again
         resp = await second.request("POST", "/rooms/restart/messages", token=user.token,
                                     json_body={"text": "sesudah restart"})
         assert resp.status == 201 and resp.json["user"] == "Budi"

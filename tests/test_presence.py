@@ -146,7 +146,8 @@ async def test_users_answers_any_session(api):
     a = await ani.ws()
     await a.handshake()
     assert await outsider.users("seen") == ["Ani"]
-    assert await outsider.users("nobody-here") == []
+    nowhere = await api.request("GET", room_url("nobody-here", "/users"), token=outsider.token)
+    assert nowhere.status == 404 and nowhere.json["error"] == "no_such_room"  # nobody ever joined it
     anon = await api.request("GET", room_url("seen", "/users"))
     assert anon.status == 401 and anon.json["error"] == "unauthorized"
     a.close()

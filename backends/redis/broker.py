@@ -23,7 +23,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from typing import Any
+
+from redis.asyncio.client import PubSub
 
 from rooms.errors import ChatError, Unavailable
 from rooms.models import Event, Payload
@@ -52,11 +55,11 @@ class RedisBroker(Broker):
         self.presence = presence
         self.core: Core | None = None
         self._held: set[str] = set()
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
         self._confirm: dict[bytes, asyncio.Future[None]] = {}
         self._gap_timers: dict[str, asyncio.TimerHandle] = {}
         self._fill_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._last_pong = 0.0
@@ -84,7 +87,7 @@ class RedisBroker(Broker):
         if self._pubsub is not None:
             await self._drop(self._pubsub)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -117,7 +120,7 @@ class RedisBroker(Broker):
             except Exception as exc:
                 if not self._closing:  # loud once per outage, quiet while it lasts
                     log.log(logging.WARNING if self._pubsub is not None else logging.DEBUG,
-                            "Redis subscription lost (%s); reconnecting", exc or type(exc).__name__)
+                            "Redis subscription lost (%s); reconnecting", str(exc) or type(exc).__name__)
             self._pubsub = None
             self._up.clear()
             self._down.set()
@@ -129,7 +132,7 @@ class RedisBroker(Broker):
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, RECONNECT_MAX_S)
 
-    async def _recover(self, pubsub: Any, rooms: set[str], confirms: dict[bytes, asyncio.Future[None]]) -> None:
+    async def _recover(self, pubsub: PubSub, rooms: set[str], confirms: dict[bytes, asyncio.Future[None]]) -> None:
         """Once subscribed again: read what we missed meanwhile and where presence went."""
         try:
             await asyncio.wait_for(asyncio.gather(*confirms.values()), SUBSCRIBE_TIMEOUT_S)
@@ -161,7 +164,7 @@ class RedisBroker(Broker):
                 log.info("ping on the subscription failed: %s", exc)
 
     @staticmethod
-    async def _drop(pubsub: Any) -> None:
+    async def _drop(pubsub: PubSub) -> None:
         try:
             await pubsub.aclose()
         except Exception as exc:
@@ -201,7 +204,7 @@ class RedisBroker(Broker):
         """Subscribe to ``room``; if the subscription is (re)connecting, wait for it a little."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + HOLD_WAIT_S
-        failed: Any = None
+        failed: PubSub | None = None
         while True:
             pubsub = await self._subscription(failed, deadline - loop.time())
             try:
@@ -216,7 +219,7 @@ class RedisBroker(Broker):
                 self.release(room)
                 raise
 
-    async def _subscription(self, failed: Any, timeout_s: float) -> Any:
+    async def _subscription(self, failed: PubSub | None, timeout_s: float) -> PubSub:
         """The live subscription (not ``failed``), waiting up to ``timeout_s`` for one."""
         try:
             async with asyncio.timeout(max(timeout_s, 0.0)):
@@ -228,7 +231,7 @@ class RedisBroker(Broker):
         except TimeoutError:
             raise Unavailable(UNREACHABLE) from None
 
-    async def _subscribe(self, pubsub: Any, room: str) -> None:
+    async def _subscribe(self, pubsub: PubSub, room: str) -> None:
         ch = channel(room).encode()
         self._held.add(room)
         future = self._confirm.get(ch)

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
+
+from redis.commands.core import AsyncScript
 
 from rooms.errors import ChatError, Unavailable
 from rooms.models import Session
@@ -221,9 +224,9 @@ class RedisPresence(PresenceStore):
         self.stall_ms = int(expiry_s * 1000)  # no renewal in a room for this long: Redis was away
         self.core: Core | None = None
         self._mirrors: dict[str, Mirror] = {}
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, AsyncScript] = {}
         self._resyncs: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
     # -- life cycle (driven by the broker) --------------------------------------
@@ -244,7 +247,7 @@ class RedisPresence(PresenceStore):
         for task in tuple(self._tasks):
             task.cancel()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

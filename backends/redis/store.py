@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import cast
 
-from rooms.errors import ChatError
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
+
+from rooms.errors import ChatError, Unavailable
 from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, dumps, new_epoch
 from rooms.ports import LIST_ROOMS_MAX, Store
 
@@ -53,6 +56,8 @@ BATCH_MAX_APPENDS = 256  # appends in one script call at most
 # either order, and appends must get their ids in the order they were made (a client's
 # messages, pipelined by the WebSocket handler, keep their order).
 BATCHES_IN_FLIGHT = 1
+START_PING_TRIES = 4  # Redis must answer one of these pings at start ...
+START_RETRY_S = 0.5  # ... this far apart
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age trimming of rooms nobody writes to
 AGE_TRIM_SCAN = 64  # stream entries an append looks at for age trimming (amortised: > 1 per append)
 
@@ -134,7 +139,9 @@ return out
 """
 
 # KEYS: meta, stream.  ARGV: epoch candidate, how many recent events.
+# KEYS: meta, stream.  ARGV: epoch candidate, recent events wanted, "1" to create the room.
 OPEN_LUA = _LUA_ENSURE + """
+if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return {'', '0', {}} end
 local epoch = ensure(KEYS[1], KEYS[2], ARGV[1])
 local recent = {}
 if tonumber(ARGV[2]) > 0 then recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2]) end
@@ -160,7 +167,7 @@ class RedisStore(Store):
     def __init__(self, link: RedisLink, retention: Retention | None = None) -> None:
         self.link = link
         self.retention = retention or Retention()
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, AsyncScript] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._queue: list[tuple[Draft, asyncio.Future[tuple[Event, bool]]]] = []
         self._batches = 0  # script calls in flight
@@ -168,6 +175,7 @@ class RedisStore(Store):
 
     async def start(self) -> None:
         await self.link.start()
+        await self._reachable()
         r = self.link.redis
         for name, src in (("append", APPEND_LUA), ("open", OPEN_LUA), ("since", SINCE_LUA), ("trim", TRIM_LUA)):
             self._scripts[name] = r.register_script(src)
@@ -178,6 +186,20 @@ class RedisStore(Store):
                 log.warning("retention not applied at start: %s", exc.detail)
         if self.retention.max_age_s > 0:
             self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    async def _reachable(self) -> None:
+        """At start, Redis must answer (within a short, bounded retry): a server that listens but
+        can serve nothing would only answer 503 to everyone."""
+        for attempt in range(START_PING_TRIES):
+            try:
+                await self.link.call(self.link.redis.ping())
+                return
+            except Unavailable:
+                if attempt + 1 == START_PING_TRIES:
+                    raise Unavailable(f"cannot reach Redis at {self.link.safe_url} "
+                                      f"(tried {START_PING_TRIES} times over {START_PING_TRIES * START_RETRY_S:.0f} s)"
+                                      ) from None
+                await asyncio.sleep(START_RETRY_S)
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -192,9 +214,11 @@ class RedisStore(Store):
             except ChatError as exc:
                 log.info("retention sweep skipped: %s", exc.detail)
 
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
         epoch, last_id, recent = await self.link.call(self._scripts["open"](
-            keys=[key("meta", room), key("events", room)], args=[new_epoch(), recent_max]))
+            keys=[key("meta", room), key("events", room)], args=[new_epoch(), recent_max, "1" if create else "0"]))
+        if not epoch:
+            return RoomState(new_epoch(), 0, [], exists=False)
         events = events_from_entries(recent)
         events.reverse()
         return RoomState(epoch.decode(), int(last_id or 0), events)
@@ -231,7 +255,7 @@ class RedisStore(Store):
     async def _append_batch(self, drafts: list[Draft]) -> list[tuple[Event, bool]]:
         ret = self.retention
         keys: list[str] = [ROOMS_KEY]
-        args: list[Any] = [ret.max_events, int(ret.max_age_s * 1000), DEDUPE_TTL_S]
+        args: list[EncodableT] = [ret.max_events, int(ret.max_age_s * 1000), DEDUPE_TTL_S]
         for draft in drafts:
             dedupe = bool(draft.client_id and draft.session)
             dkey = KEY_PREFIX + "cid:" + dumps([draft.room, draft.session, draft.client_id]).decode()
@@ -239,7 +263,7 @@ class RedisStore(Store):
             rest = draft.with_id(0).json[len(b'{"id":0'):]
             args += [new_epoch(), rest, channel(draft.room), draft.room, "1" if dedupe else "0", draft.ts,
                      ts_ms(draft.ts)]
-        results = await self.link.call(self._scripts["append"](keys=keys, args=args))
+        results = await self.link.call(self._scripts["append"](keys=keys, args=args), write=True)
         out = []
         for draft, (first, second) in zip(drafts, results, strict=True):
             if first == 0:  # a retry: the first event again
@@ -279,7 +303,10 @@ class RedisStore(Store):
 
     async def list_rooms(self) -> list[RoomInfo]:
         r = self.link.redis
-        names = [n.decode() for n in await self.link.call(r.zrevrange(ROOMS_KEY, 0, LIST_ROOMS_MAX - 1))]
+        # Members only (no withscores), and bytes: redis-py's type also allows str and (member, score)
+        # pairs, which depend on options our client and this call leave off.
+        members = cast("list[bytes]", await self.link.call(r.zrevrange(ROOMS_KEY, 0, LIST_ROOMS_MAX - 1)))
+        names = [n.decode() for n in members]
         if not names:
             return []
         async with r.pipeline(transaction=False) as pipe:

@@ -76,7 +76,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     if app_id not in (0, APPLICATION_ID):
         raise StoreError(f"{path} is not an Obrolan history database")
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    found: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > len(MIGRATIONS):
         raise StoreError(f"{path} has schema version {found}; this Obrolan knows up to "
                          f"{len(MIGRATIONS)}: run a newer Obrolan")
@@ -146,6 +146,20 @@ def list_rooms(conn: sqlite3.Connection) -> list[RoomInfo]:
     rows = conn.execute("SELECT name, last_id, last_ts FROM rooms WHERE last_ts IS NOT NULL "
                         "ORDER BY last_ts DESC LIMIT ?", (LIST_ROOMS_MAX,)).fetchall()
     return [RoomInfo(name, last_id, last_ts) for name, last_id, last_ts in rows]
+
+
+def create_room(conn: sqlite3.Connection, room: str, epoch: str) -> str:
+    """Store the room (a join created it) unless it is there; its epoch."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", (room, epoch))
+        stored = str(conn.execute("SELECT epoch FROM rooms WHERE name = ?", (room,)).fetchone()[0])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return stored
 
 
 def present(conn: sqlite3.Connection) -> dict[str, list[Session]]:

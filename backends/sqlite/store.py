@@ -17,7 +17,10 @@ docs/storage.md describes all of it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import functools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from rooms.errors import StoreError
 from rooms.models import Draft, Event, Retention, RoomInfo, RoomState, Session, new_epoch, utc_timestamp
@@ -34,6 +37,7 @@ from rooms.ports import Store
 
 from .schema import (
     INSERT_EVENTS,
+    create_room,
     find_sent,
     list_rooms,
     migrate,
@@ -50,6 +54,7 @@ log = logging.getLogger("obrolan.sqlite")
 T = TypeVar("T")
 
 DB_FILE_NAME = "obrolan.sqlite3"
+LOCK_SUFFIX = ".lock"  # obrolan.sqlite3.lock beside the file: held while a server uses it
 BUSY_TIMEOUT_MS = 2000  # how long a write waits for a lock another process holds
 READER_THREADS = 2
 BATCH_MAX_APPENDS = 1000  # appends in one transaction at most; the rest go in the next
@@ -137,16 +142,22 @@ class SQLiteStore(Store):
         # Epochs given to the hub for rooms not in the file yet; the first append stores them.
         self._new_epochs: dict[str, str] = {}
         self._closed = False
+        self._lock: TextIO | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._lock_file()
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         self._writer = threading.Thread(target=self._run_writer, args=(ready,),
                                         name="obrolan-sqlite-writer", daemon=True)
         self._writer.start()
-        await ready
+        try:
+            await ready
+        except BaseException:
+            self._unlock()  # it never opened: the file is free for whoever fixes it
+            raise
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="obrolan-sqlite-read")
         # Open the reader connections now, so the first reads do not pay for it.
         await asyncio.gather(*(self._read(_no_read) for _ in range(READER_THREADS)))
@@ -154,6 +165,30 @@ class SQLiteStore(Store):
             removed = await self.trim()
             if removed:
                 log.info("retention removed %d old events from %s", removed, self.path)
+
+    def _lock_file(self) -> None:
+        """One server per database file, for the life of the process (the OS releases the lock
+        if it dies): a second server would hand out the same ids, and neither would see the
+        other's events."""
+        lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(lock_path, "a+")
+        except OSError as exc:
+            raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            lock.close()
+            raise StoreError(f"{self.path} is in use by another Obrolan server (pid {holder}); "
+                             "one server per database file") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
 
     async def close(self) -> None:
         """Commit what is queued, then release the connections."""
@@ -169,15 +204,25 @@ class SQLiteStore(Store):
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
 
     # -- the Store interface --------------------------------------------------------
 
-    async def open_room(self, room: str, recent_max: int) -> RoomState:
+    async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
         found = await self._read(read_room, room, recent_max)
-        if found is None:  # nothing stored yet: the epoch is stored with the first event
-            return RoomState(self._new_epochs.setdefault(room, new_epoch()), 0, [])
-        epoch, last_id, recent = found
-        return RoomState(epoch, last_id, recent)
+        if found is not None:
+            epoch, last_id, recent = found
+            return RoomState(epoch, last_id, recent)
+        if not create:
+            return RoomState(new_epoch(), 0, [], exists=False)
+        epoch = await self._on_writer(functools.partial(create_room, room=room,
+                                                    epoch=self._new_epochs.setdefault(room, new_epoch())))
+        return RoomState(epoch, 0, [])
 
     async def append(self, draft: Draft) -> tuple[Event, bool]:
         if self._closed or self._writer is None:
@@ -202,10 +247,14 @@ class SQLiteStore(Store):
         return await self._read(present)
 
     async def trim(self) -> int:
+        return await self._on_writer(self._trim_all)
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer's connection, between two group commits."""
         if self._closed or self._writer is None:
             raise StoreError("the history store is not running")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Call(self._trim_all, future))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Call(fn, future))
         return await future
 
     # -- reader threads ------------------------------------------------------------------

@@ -8,6 +8,9 @@ Options per test: ``@pytest.mark.server(store="sqlite", presence_grace=5.0)``.
 
 Chromium comes from the system (``apt-get install chromium``, done by scripts/test.sh);
 ``playwright install`` is never needed.
+
+The client's pure logic is tested without a server: ``client_page(browser, "timeline.js", ...)``
+is a blank page with those files of static/js loaded, for ``page.evaluate``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 
 from tests.servers import ChatProcess
 
+JS_DIR = Path(__file__).resolve().parents[2] / "static" / "js"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EXPECT_TIMEOUT_MS = 10_000
@@ -57,6 +61,32 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@dataclass
+class ClientPage:
+    """A blank page (no server) with some of static/js loaded: see ``client_page``."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    async def run(self, script: str, arg: Any = None) -> Any:
+        """``page.evaluate(script, arg)``; fails if anything threw in the page meanwhile."""
+        result = await self.page.evaluate(script, arg)
+        assert self.errors == [], f"the page threw: {self.errors}"
+        return result
+
+
+async def client_page(browser: Browser, *files: str) -> ClientPage:
+    """A blank page with ``files`` from static/js loaded in order, as the room page loads them."""
+    page = await browser.new_page()
+    client = ClientPage(page)
+    page.on("pageerror", lambda exc: client.errors.append(str(exc)))
+    await page.goto("about:blank")
+    for name in files:
+        await page.add_script_tag(path=JS_DIR / name)
+    assert await client.run("typeof window.Obrolan") == "object"
+    return client
 
 
 @dataclass

@@ -348,11 +348,11 @@ async def test_html_and_script_in_names_rooms_and_messages_show_as_text(chat_ser
         await evil.page.fill("#text", "")
         for text in HTML_TEXTS:
             await evil.say(text)
-        await expect(good.texts).to_have_text(HTML_TEXTS)  # rendered live by chat.js
+        await expect(good.texts).to_have_text(HTML_TEXTS)  # rendered live by the client (render.js)
         nojs = await person(browser, chat_server, "Plain", java_script_enabled=False)
         await nojs.join(HTML_ROOM, live_state=None)
         await good.page.reload()
-        for who in (good, nojs, evil):  # rendered by the server (and re-rendered by chat.js)
+        for who in (good, nojs, evil):  # rendered by the server (and re-rendered by the client)
             page = who.page
             await expect(who.texts).to_have_text(HTML_TEXTS)
             await expect(page.locator("#messages")).to_contain_text(HTML_NAME)

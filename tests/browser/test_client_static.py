@@ -1,16 +1,21 @@
 """Checks on the client's files that need no browser (they run with ``-m "not browser"``).
 
-chat.js must stay ES5 so old browsers run it: it is parsed with an ES5 grammar (which
-refuses let/const, arrows, classes, template literals) and searched for post-ES5 APIs.
-Every UI string must have its Indonesian translation, with the same placeholders.
+Every file in static/js must stay ES5 so old browsers run it: each is parsed with an ES5
+grammar (which refuses let/const, arrows, classes, template literals) and searched for
+post-ES5 APIs.  The pure-logic files touch neither the DOM nor the network, and the room page
+loads every file, app.js last.  Every UI string must have its Indonesian translation, with the
+same placeholders.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
+import unicodedata
 from pathlib import Path
 
+import pytest
 import tornado.locale
 from calmjs.parse import asttypes, es5
 from calmjs.parse.walkers import Walker
@@ -18,10 +23,13 @@ from calmjs.parse.walkers import Walker
 from handlers.pages import client_strings
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT_JS = ROOT / "static" / "chat.js"
+JS_DIR = ROOT / "static" / "js"
+JS_FILES = sorted(JS_DIR.glob("*.js"))
+# The pure logic: tested in a blank page with no server (test_client_logic.py).
+PURE_FILES = ("wordchars.js", "i18n.js", "time.js", "links.js", "timeline.js", "cursor.js", "outbox.js")
 LOCALE_DIR = ROOT / "locale"
 
-# Globals and methods newer than ES5 (or missing from old browsers) that chat.js must not use.
+# Globals and methods newer than ES5 (or missing from old browsers) that the client must not use.
 POST_ES5_NAMES = {
     "fetch", "Promise", "Symbol", "Map", "Set", "WeakMap", "WeakSet", "Proxy", "Reflect", "async", "await",
     "classList", "includes", "startsWith", "endsWith", "padStart", "padEnd", "assign", "entries", "find",
@@ -31,13 +39,58 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 TEMPLATE_STRING = re.compile(r"""_\((["'])(.+?)\1\)""")
 
 
-def test_chat_js_parses_as_es5_and_uses_no_newer_api():
-    tree = es5(CHAT_JS.read_text(encoding="utf-8"))  # raises ECMASyntaxError on anything newer
-    names = {node.value for node in Walker().filter(tree, lambda n: isinstance(
+# What the pure files must not name: the DOM, the network, timers, storage (handed in instead).
+IMPURE_NAMES = {
+    "document", "XMLHttpRequest", "WebSocket", "location", "navigator", "sessionStorage", "localStorage",
+    "setTimeout", "setInterval", "createElement", "getElementById", "addEventListener", "querySelector",
+}
+SCRIPT_SRC = re.compile(r"""<script src="\{\{ static_url\('js/([\w.-]+)'\) \}\}"></script>""")
+
+
+def js_names(path: Path) -> set[str]:
+    tree = es5(path.read_text(encoding="utf-8"))  # raises ECMASyntaxError on anything newer
+    return {node.value for node in Walker().filter(tree, lambda n: isinstance(
         n, asttypes.Identifier | asttypes.PropIdentifier))}
-    assert "XMLHttpRequest" in names and "textContent" in names
-    assert not names & POST_ES5_NAMES, sorted(names & POST_ES5_NAMES)
-    assert "innerHTML" not in names and "insertAdjacentHTML" not in names and "outerHTML" not in names
+
+
+def test_every_client_file_parses_as_es5_and_uses_no_newer_api():
+    assert len(JS_FILES) >= 8, JS_FILES
+    assert not (ROOT / "static" / "chat.js").exists()  # split into static/js/
+    everything: set[str] = set()
+    for path in JS_FILES:
+        names = js_names(path)
+        assert not names & POST_ES5_NAMES, (path.name, sorted(names & POST_ES5_NAMES))
+        assert not names & {"innerHTML", "insertAdjacentHTML", "outerHTML"}, path.name
+        everything |= names
+    assert "XMLHttpRequest" in everything and "textContent" in everything
+
+
+def test_pure_files_touch_neither_the_dom_nor_the_network():
+    for name in PURE_FILES:
+        names = js_names(JS_DIR / name)
+        assert not names & IMPURE_NAMES, (name, sorted(names & IMPURE_NAMES))
+
+
+def test_the_room_page_loads_every_client_file_once_app_last():
+    loaded = SCRIPT_SRC.findall((ROOT / "templates" / "room.html").read_text(encoding="utf-8"))
+    assert sorted(loaded) == [p.name for p in JS_FILES]
+    assert loaded[-1] == "app.js"
+    assert loaded.index("wordchars.js") < loaded.index("links.js")
+    assert all(loaded.index(name) < loaded.index("render.js") for name in PURE_FILES)
+
+
+def test_the_word_character_table_is_pythons():
+    spec = importlib.util.spec_from_file_location("word_chars", ROOT / "scripts" / "word_chars.py")
+    assert spec is not None and spec.loader is not None
+    word_chars = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(word_chars)
+    current = (JS_DIR / "wordchars.js").read_text(encoding="utf-8")
+    written_for = re.search(r"unicode: '([\d.]+)'", current)
+    assert written_for is not None
+    if written_for.group(1) != unicodedata.unidata_version:
+        pytest.skip(f"wordchars.js is for Unicode {written_for.group(1)}, this Python has "
+                    f"{unicodedata.unidata_version}: run scripts/word_chars.py with the serving Python")
+    assert current == word_chars.source(), "static/js/wordchars.js is stale: run python scripts/word_chars.py"
 
 
 def read_catalogue(code: str) -> dict[str, dict[str, str]]:

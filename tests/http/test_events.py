@@ -165,6 +165,7 @@ async def test_bad_requests_get_a_json_error_before_any_stream(api: Api, streams
         (ani.token, events_path("salah"), {"Last-Event-ID": "abc"}, 400, "invalid_cursor"),
         (ani.token, room_url("a" * 65, "/events"), {}, 400, "invalid_room"),
         (ani.token, events_path("salah"), {"Origin": "http://evil.example"}, 403, "forbidden"),
+        (ani.token, events_path("tak pernah ada"), {}, 404, "no_such_room"),
         (other_ani.token, events_path("salah"), {}, 409, "name_taken"),
     ]
     for token, path, headers, status, code in cases:
