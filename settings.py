@@ -226,7 +226,8 @@ HISTORY_MAX_AGE = Option("history_max_age", float, 0.0, "seconds",
 COOKIE_SECRET = Option("cookie_secret", str, "", "", "signs sessions and bearer tokens",
                        default_text="generated into `data-dir/cookie_secret`", metavar="SECRET")
 ALLOWED_ORIGINS = Option("allowed_origins", str, "", "",
-                         "extra WebSocket origins besides the server's own host, comma-separated "
+                         "extra origins besides the server's own host that may open a WebSocket or an event stream, "
+                         "comma-separated "
                          "(e.g. `https://chat.example`)",
                          Rule(lambda value: all(_is_origin(o) for o in split_origins(value)),
                               "comma-separated origins like https://chat.example (scheme://host[:port], no path)"),
