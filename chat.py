@@ -27,7 +27,7 @@ import tornado.web
 from backends import open_backend
 from handlers import AppConfig, NotFoundHandler, routes
 from handlers.base import log_failed_request
-from handlers.pinger import Pinger
+from handlers.pinger import Heartbeat, Pinger
 from handlers.ws import WS_MAX_FRAME_BYTES
 from rooms import ChatError, Hub, HubConfig, Retention
 from settings import (
@@ -67,7 +67,7 @@ def make_app(settings: Settings | None = None) -> ChatApp:
                            grace_s=settings.presence_grace, expiry_s=settings.presence_expiry)
     hub = Hub(backend, HubConfig(**hub_config_values(settings)))
     config = AppConfig(cookie_secret=load_cookie_secret(settings), pinger=Pinger(settings.ping_interval),
-                       **app_config_values(settings))
+                       heartbeat=Heartbeat(settings.heartbeat_interval), **app_config_values(settings))
     # Any, as in Application's own **settings: a dict of one value type would also be checked
     # against its typed default_host and transforms parameters.
     log_settings: dict[str, Any] = {} if settings.access_log else {"log_function": log_failed_request}
@@ -121,7 +121,7 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
     await stop.wait()
     log.info("shutting down")
     server.stop()  # stop accepting
-    await hub.close()  # answers long-polls, closes WebSockets with 1001
+    await hub.close()  # answers long-polls, closes WebSockets with 1001, ends streams with "restarting"
     try:
         await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_S)
     except TimeoutError:

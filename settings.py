@@ -226,7 +226,8 @@ HISTORY_MAX_AGE = Option("history_max_age", float, 0.0, "seconds",
 COOKIE_SECRET = Option("cookie_secret", str, "", "", "signs sessions and bearer tokens",
                        default_text="generated into `data-dir/cookie_secret`", metavar="SECRET")
 ALLOWED_ORIGINS = Option("allowed_origins", str, "", "",
-                         "extra WebSocket origins besides the server's own host, comma-separated "
+                         "extra origins besides the server's own host that may open a WebSocket or an event stream, "
+                         "comma-separated "
                          "(e.g. `https://chat.example`)",
                          Rule(lambda value: all(_is_origin(o) for o in split_origins(value)),
                               "comma-separated origins like https://chat.example (scheme://host[:port], no path)"),
@@ -241,10 +242,15 @@ RATE_BURST = Option("rate_burst", int, 10, "messages",
                     "messages a session may send at once before `--rate-limit` applies", numbers(1))
 MAX_MESSAGE_LENGTH = Option("max_message_length", int, 2000, "characters", "the longest message", numbers(1))
 MAX_BACKLOG = Option("max_backlog", int, 1 << 20, "bytes",
-                     "how much unsent data a WebSocket may queue before it is closed (1013)", numbers(1))
+                     "how much unsent data a WebSocket or event stream may queue before it is ended "
+                     "(close 1013; a stream's last item says `slow`)", numbers(1))
 PING_INTERVAL = Option("ping_interval", float, 25.0, "seconds",
                        "time between WebSocket pings; a peer that stops answering is dropped", numbers(0),
                        zero="no pings")
+HEARTBEAT_INTERVAL = Option("heartbeat_interval", float, 15.0, "seconds",
+                            "time between keep-alive lines on an open event stream (`GET /rooms/<room>/events`), "
+                            "so that proxies do not close it while the room is quiet", numbers(0),
+                            zero="no keep-alive lines")
 DEBUG = Option("debug", bool, False, "", "Tornado debug mode (reloads on code changes)")
 EVENT_LOOP = Option("event_loop", str, "asyncio", "",
                     "event loop: `asyncio` or `uvloop` (faster; `pip install -e '.[fast]'`)",
@@ -265,7 +271,7 @@ PRESENCE_EXPIRY = Option("presence_expiry", float, 5.0, "seconds",
 OPTIONS: tuple[Option[Any], ...] = (
     PORT, ADDRESS, DATA_DIR, STORE, HISTORY_MAX_EVENTS, HISTORY_MAX_AGE, COOKIE_SECRET, ALLOWED_ORIGINS,
     BUFFER_SIZE, PRESENCE_GRACE, RATE_LIMIT, RATE_BURST, MAX_MESSAGE_LENGTH, MAX_BACKLOG, PING_INTERVAL,
-    DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY,
+    HEARTBEAT_INTERVAL, DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY,
 )
 BY_FLAG: dict[str, Option[Any]] = {option.flag: option for option in OPTIONS}
 LISTEN_OPTIONS = ("port", "address")  # returned beside Settings: make_app does not read them
@@ -288,6 +294,7 @@ class Settings:
     max_message_length: int = MAX_MESSAGE_LENGTH.default  # characters
     max_backlog: int = MAX_BACKLOG.default  # bytes
     ping_interval: float = PING_INTERVAL.default  # seconds
+    heartbeat_interval: float = HEARTBEAT_INTERVAL.default  # seconds
     debug: bool = DEBUG.default
     event_loop: str = EVENT_LOOP.default  # read by main(), not by make_app
     access_log: bool = ACCESS_LOG.default

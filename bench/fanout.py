@@ -4,6 +4,9 @@
                                             # at a fixed rate and at saturation
     python bench/fanout.py --suite          # every scenario of issue 6 against Obrolan, the plain-Tornado
                                             # baseline and (when Node.js is there) socket.io, with ratios
+    python bench/fanout.py --suite --sections 6 --servers obrolan
+                                            # event streams (SSE) beside WebSocket, 100 and 1,000 members
+    python bench/fanout.py --transport sse  # the default run with SSE readers instead of WebSockets
     python bench/fanout.py --help
 
 The server runs as a subprocess pinned to CPU 0; this process (the load
@@ -41,13 +44,15 @@ POLL_PROBES = 50
 # the total stays well under the room buffer (1,000), past which a poll would be truncated.
 LONGPOLL_WINDOW = 20
 LONGPOLL_SENDERS = 20  # WebSocket members posting: events enter in parallel, as in a busy room
+SSE_GOAL = 0.8  # issue 14: SSE fan-out within 80 % of WebSocket's deliveries/s
 
 
 @dataclass
 class Plan:
     server: str = "obrolan"
     rooms: int = 1
-    members: int = 10  # WebSocket members per room
+    members: int = 10  # live members per room (WebSockets, or event streams: see transport)
+    transport: str = "ws"  # "ws", or "sse": every member but the senders (WebSockets) reads an event stream
     pollers: int = 0  # long-poll members per room
     senders: int = 1  # per room (they are members too)
     rate_eps: float | None = None  # events/s offered in total; None = saturation
@@ -79,6 +84,7 @@ class Outcome:
             # CPU time per delivery: steadier than the rate when other work shares the machine
             scpu += f" ({r.server_cpu * r.seconds * 1e6 / (r.delivered + r.poll_delivered):.2f} us/deliv)"
         polls = f" poll {r.poll_rate:>9,.0f} ev/s" if p.pollers else ""
+        polls += f" sse {r.stream_rate:>10,.0f} ev/s" if p.transport == "sse" else ""
         return (f"{head} {r.rate:>10,.0f} deliv/s  p50 {r.pct_ms(0.5):7.2f} ms  p99 {r.pct_ms(0.99):7.2f} ms"
                 f"{polls}  sent {r.sent / r.seconds:>8,.0f}/s  lost {r.lost}  gaps {r.gaps}  err {r.errors}"
                 f"  closed {r.closed}  server {scpu}  loadgen {r.gen_cpu * 100:3.0f}%  load {self.load}")
@@ -108,7 +114,10 @@ def build(server: Server, plan: Plan, name_prefix: str = "u") -> tuple[list[Conn
         probes = spread(plan.members, plan.members if plan.all_probes else PROBES_PER_ROOM)
         for i in range(plan.members):
             name, token = next(it)
-            c = Conn("ws", r, name, i in probes, server.ws_path(room_name(r), name))
+            if plan.transport == "sse" and i >= plan.senders:  # senders post, so they stay WebSockets
+                c = Conn("sse", r, name, i in probes, server.events_path(room_name(r)) or "")
+            else:
+                c = Conn("ws", r, name, i in probes, server.ws_path(room_name(r), name))
             c.token, c.on_open = token, server.open_payload
             ws.append(c)
     for r in range(plan.rooms):
@@ -128,6 +137,8 @@ def run(plan: Plan) -> Outcome:
         server.start()
         if plan.pollers and server.poll_path("x") is None:
             raise ValueError(f"{plan.server} has no long-poll transport")
+        if plan.transport == "sse" and server.events_path("x") is None:
+            raise ValueError(f"{plan.server} has no event stream")
         loader = Loader("127.0.0.1", server.port, server.message)
         ws, polls = build(server, plan)
         loader.open(ws)
@@ -281,7 +292,8 @@ def default_run(args: argparse.Namespace) -> None:
                             f"{args.longpoll} poll, saturation", None)):
             plan = Plan(server="obrolan", members=n, pollers=args.longpoll, senders=min(n, args.senders),
                         rate_eps=rate, measure_s=args.duration, pin=not args.no_pin, extra_args=extra,
-                        label=label, inflight=args.inflight)
+                        label=label.replace("ws", args.transport), inflight=args.inflight,
+                        transport=args.transport)
             print(repeat(plan, args.runs, verbose=args.runs > 1).line(), flush=True)
 
 
@@ -302,6 +314,8 @@ def suite(args: argparse.Namespace) -> None:
         idle_section(args, servers, extra, pin)
     if 5 in args.sections:
         longpoll_section(args, servers, extra, pin)
+    if 6 in args.sections:
+        stream_section(args, servers, extra, pin)
 
 
 def saturation_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...],
@@ -369,6 +383,27 @@ def longpoll_section(args: argparse.Namespace, servers: list[str], extra: tuple[
         print(run(plan).line(), flush=True)
         print(poll_answer_latency(1000, 20, pin, extra, s), flush=True)
 
+def stream_section(args: argparse.Namespace, servers: list[str], extra: tuple[str, ...], pin: bool) -> None:
+    """Event streams (SSE) beside WebSockets: the same room, members and senders (WebSockets), at
+    saturation; every other member reads an event stream instead of a WebSocket."""
+    print(f"\n== 6. event streams (SSE) beside WebSocket, saturation, median of {args.runs}"
+          f" (goal: SSE at least {SSE_GOAL:.0%} of WebSocket's deliveries/s)")
+    for s in (s for s in servers if s.startswith("obrolan")):
+        for n in (n for n in args.members if n >= 100):
+            rates = {}
+            for transport in ("ws", "sse"):
+                plan = Plan(server=s, members=n, senders=min(n, args.senders), inflight=args.inflight,
+                            measure_s=args.duration, pin=pin, extra_args=extra, transport=transport,
+                            label=f"{n} members ({transport}), saturation")
+                o = repeat(plan, args.runs)
+                print("median  " + o.line(), flush=True)
+                rates[transport] = o.result.rate if o.result else None
+            if rates["ws"] and rates["sse"]:
+                ratio = rates["sse"] / rates["ws"]
+                print(f"{n:>5} members: sse/ws = {ratio:.2f}x ({'meets' if ratio >= SSE_GOAL else 'misses'}"
+                      f" the {SSE_GOAL:.0%} goal)", flush=True)
+
+
 def profile(args: argparse.Namespace) -> None:
     """Obrolan at saturation under py-spy: where the server's time goes per delivery."""
     if not pyspy.available():
@@ -399,12 +434,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", action="store_true", help="run every scenario against every server")
     ap.add_argument("--sections", type=lambda s: {int(x) for x in s.split(",")}, default={1, 2, 3, 4, 5},
-                    help="suite: which sections to run (1 saturation, 2 latency, 3 rooms, 4 idle, 5 long-poll)")
+                    help="suite: which sections to run (1 saturation, 2 latency, 3 rooms, 4 idle, 5 long-poll,"
+                         " 6 event streams beside WebSocket)")
     ap.add_argument("--servers", type=lambda s: s.split(","),
                     default=["obrolan", "obrolan-uvloop", "tornado", "socketio"],
                     help="servers to compare (suite): obrolan, obrolan-uvloop, tornado, socketio")
     ap.add_argument("--members", type=lambda s: [int(x) for x in s.split(",")], default=[10, 100, 1000])
     ap.add_argument("--longpoll", type=int, default=10, help="long-poll members (default run)")
+    ap.add_argument("--transport", choices=("ws", "sse"), default="ws",
+                    help="default run: members read WebSockets or event streams (SSE); senders stay WebSockets")
     ap.add_argument("--rate", type=float, default=20_000, help="deliveries/s offered (default run, fixed rate)")
     ap.add_argument("--senders", type=int, default=10, help="senders per room")
     ap.add_argument("--inflight", type=int, default=20_000,

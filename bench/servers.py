@@ -151,6 +151,9 @@ class Server:
     def poll_path(self, room: str) -> str | None:
         return None  # no long-poll transport
 
+    def events_path(self, room: str) -> str | None:
+        return None  # no event stream
+
     @staticmethod
     def message(text: str) -> bytes:
         return b'{"type":"message","text":"%s"}' % text.encode()
@@ -186,6 +189,9 @@ class Obrolan(Server):
 
     def poll_path(self, room: str) -> str | None:
         return f"/rooms/{quote(room, safe='')}/messages"
+
+    def events_path(self, room: str) -> str | None:
+        return f"/rooms/{quote(room, safe='')}/events"
 
 
 class ObrolanUvloop(Obrolan):

@@ -17,7 +17,10 @@ delivery as it can:
   the identity), so sending is one ``socket.send``.
 
 Long-poll clients keep one HTTP/1.1 connection each and re-poll as soon as an
-answer is complete.  Every count is exact, so a run can say "nothing lost".
+answer is complete.  Event-stream clients (``sse``) send one ``GET .../events``
+with ``Accept: text/event-stream`` and then read it like a WebSocket: the same
+count of ``"type":"message"`` and the same markers, whatever the framing around
+them.  Every count is exact, so a run can say "nothing lost".
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ def upgrade_request(host: str, port: int, path: str, headers: Iterable[str] = ()
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
              f"Sec-WebSocket-Key: {WS_KEY}", "Sec-WebSocket-Version: 13", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def stream_request(host: str, port: int, path: str, headers: Iterable[str] = ()) -> bytes:
+    """``GET .../events`` as an EventSource sends it."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+STREAMING = ("ws", "sse")  # kinds that get one answer and then read it for the rest of the run
 
 
 def cpu_seconds() -> float:
@@ -103,7 +115,7 @@ class Conn:
     )
 
     def __init__(self, kind: str, room: int, name: str, probe: bool, path: str = "") -> None:
-        self.kind = kind  # "ws" or "poll"
+        self.kind = kind  # "ws", "sse" (an event stream) or "poll"
         self.room = room
         self.path = path
         self.name = name
@@ -159,6 +171,11 @@ class DriveResult:
     closed: int
     server_cpu: float | None = None
     poll_delivered: int = 0
+    stream_delivered: int = 0  # of ``delivered``: those received by event streams
+
+    @property
+    def stream_rate(self) -> float:
+        return self.stream_delivered / self.seconds
 
     @property
     def rate(self) -> float:
@@ -219,6 +236,8 @@ class Loader:
                 self.all.append(c)
                 if c.kind == "ws":
                     c.request = upgrade_request(self.host, self.port, c.path, c.headers())
+                elif c.kind == "sse":
+                    c.request = stream_request(self.host, self.port, c.path, c.headers())
                 else:
                     c.request = self.poll_request(c)
                 self._start(c)
@@ -268,7 +287,7 @@ class Loader:
             if not n:
                 self._close(c)
                 continue
-            if c.state == "open" and c.kind == "ws" and not c.probe:
+            if c.state == "open" and c.kind in STREAMING and not c.probe:
                 if c.carry:
                     c.count += (c.carry + buf[:CARRY]).count(MSG)
                 c.count += buf.count(MSG, 0, n)
@@ -277,7 +296,7 @@ class Loader:
                     c.errors += buf.count(ERR, 0, n)
                 continue
             data = bytes(buf[:n])
-            if c.state == "open" and c.kind == "ws":
+            if c.state == "open" and c.kind in STREAMING:
                 if c.carry:
                     c.count += (c.carry + data[:CARRY]).count(MSG)
                 c.count += data.count(MSG)
@@ -297,7 +316,7 @@ class Loader:
                 c.status = errno.errorcode.get(err, str(err))
                 self._close(c, failed=True)
                 return
-            c.state = "handshake" if c.kind == "ws" else "open"
+            c.state = "handshake" if c.kind in STREAMING else "open"
             c.out += c.request
         if c.out:
             try:
@@ -366,7 +385,7 @@ class Loader:
         rest = bytes(c.buf[end + 4:])
         c.buf = bytearray()
         c.status = head.split(b"\r\n", 1)[0].decode("latin-1")
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        if (b" 101 " if c.kind == "ws" else b" 200 ") not in head.split(b"\r\n", 1)[0]:
             self._close(c, failed=True)
             return
         c.state = "open"
@@ -469,7 +488,8 @@ class Loader:
             if not self.measuring and now >= t_measure and "t" not in snap:
                 self.measuring = True
                 self.latencies = []
-                snap.update(t=now, delivered=self._delivered("ws"), polled=self._delivered("poll"),
+                snap.update(t=now, delivered=self._delivered(*STREAMING), streamed=self._delivered("sse"),
+                            polled=self._delivered("poll"),
                             sent=sent_total, cpu=cpu_seconds(), scpu=server_cpu() if server_cpu else 0.0)
             if now >= t_end:
                 break
@@ -491,7 +511,8 @@ class Loader:
         self.measuring = False
         t_stop = time.monotonic()
         res = DriveResult(
-            seconds=t_stop - snap["t"], delivered=self._delivered("ws") - int(snap["delivered"]),
+            seconds=t_stop - snap["t"], delivered=self._delivered(*STREAMING) - int(snap["delivered"]),
+            stream_delivered=self._delivered("sse") - int(snap["streamed"]),
             sent=sent_total - int(snap["sent"]), latencies_us=sorted(self.latencies),
             gen_cpu=(cpu_seconds() - snap["cpu"]) / (t_stop - snap["t"]),
             server_cpu=((server_cpu() - snap["scpu"]) / (t_stop - snap["t"])) if server_cpu else None,
@@ -507,8 +528,8 @@ class Loader:
         res.closed = sum(1 for c in self.all if c.closed)
         return res
 
-    def _delivered(self, kind: str) -> int:
-        return sum(c.count for c in self.all if c.kind == kind)
+    def _delivered(self, *kinds: str) -> int:
+        return sum(c.count for c in self.all if c.kind in kinds)
 
     def _drain(self, limit_s: float) -> None:
         """Read until every probe has every sender's last message (bounded)."""

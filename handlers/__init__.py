@@ -1,4 +1,4 @@
-"""Tornado handlers: pages, the JSON API and the WebSocket."""
+"""Tornado handlers: pages, the JSON API, the WebSocket and the event stream."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from rooms import Hub
 
-from .api import HealthHandler, LeaveHandler, MessagesHandler, RoomsHandler, UsersHandler
+from .api import HealthHandler, LeaveHandler, MessagesHandler, RoomsHandler, TypingHandler, UsersHandler
 from .base import AppConfig, NotFoundHandler
+from .events import EventsHandler
 from .pages import JoinHandler, JoinPage, RoomPage
 from .ws import RoomSocket
 
@@ -23,6 +24,8 @@ def routes(hub: Hub, config: AppConfig) -> list[tuple[str, type, dict[str, Any]]
         (ROOM, RoomPage, deps),
         (ROOM + r"/ws", RoomSocket, deps),
         (ROOM + r"/messages", MessagesHandler, deps),
+        (ROOM + r"/events", EventsHandler, deps),
+        (ROOM + r"/typing", TypingHandler, deps),
         (ROOM + r"/leave", LeaveHandler, deps),
         (ROOM + r"/users", UsersHandler, deps),
         (r"/healthz", HealthHandler, deps),

@@ -1,4 +1,4 @@
-"""The JSON API: long-poll, history paging, posting, leaving, users, rooms, health.
+"""The JSON API: long-poll, history paging, posting, typing, leaving, users, rooms, health.
 
 Every handler: parse and authorise, call the hub, serialise.  A long-poll is one
 ``hub.poll``, cancelled when the client goes away (``on_connection_close``).
@@ -106,6 +106,20 @@ class MessagesHandler(RoomPage):
         """The room again, with what was typed and why it was not sent."""
         await self.render_room(self.path_room(self.path_args[0]), error=self.translate_error(exc),
                                text=getattr(self, "form_text", ""), status=exc.status)
+
+
+class TypingHandler(BaseHandler):
+    """"I am typing", for clients without a WebSocket (an event stream or long-poll reader).
+
+    A request in the room like a post: the session is present (joined first if it was not).
+    ``{"sent": false}`` when the notice was dropped (one per 2 s per user goes out).
+    """
+
+    async def post(self, room: str) -> None:
+        room = self.path_room(room)
+        session = self.require_session()
+        await self.hub.touch(room, session)
+        self.send_json({"sent": self.hub.typing(room, session)})
 
 
 class LeaveHandler(BaseHandler):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import tornado.web
 from tornado import httputil
@@ -28,7 +28,7 @@ from rooms.validation import clean_room
 
 from .compat import OriginCheck
 from .messages import RETRY_CODES, RETRY_PAGE_AFTER_S, page_message
-from .pinger import Pinger
+from .pinger import Heartbeat, Pinger
 
 H = TypeVar("H", bound="BaseHandler")
 P = ParamSpec("P")
@@ -39,13 +39,15 @@ SESSION_MAX_AGE_DAYS = 30
 
 @dataclass
 class AppConfig:
-    """Settings the handlers read (the hub has its own), and the one WebSocket pinger."""
+    """Settings the handlers read (the hub has its own), the one WebSocket pinger and the one
+    stream heartbeat."""
 
     cookie_secret: str
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_backlog_bytes: int = 1 << 20
     http_body_max_bytes: int = 16 * 1024
     pinger: Pinger = field(default_factory=lambda: Pinger(0))  # 0: no pings
+    heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat(0))  # 0: no keep-alive lines
 
 
 def encode_session(secret: str, session: Session) -> str:
@@ -63,6 +65,18 @@ def decode_session(secret: str, token: str | bytes | None) -> Session | None:
         return Session(str(sid), str(name))
     except (ValueError, TypeError):
         return None
+
+
+def origin_allowed(origin: str, host: str, allowed: frozenset[str]) -> bool:
+    """Whether a browser page from ``origin`` may open a live connection (WebSocket, event
+    stream): the server's own ``host`` (as the browser named it), or one of --allowed-origins."""
+    if origin.rstrip("/") in allowed:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[": not an origin we serve
+        return False
+    return netloc.lower() == host.lower()
 
 
 def room_path(room: str, suffix: str = "") -> str:

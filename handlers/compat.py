@@ -1,4 +1,7 @@
-"""Every use of Tornado's private API, in one place, each pinned by tests/unit/test_compat.py.
+"""Every use of Tornado's private API, in one place, each pinned by a test.
+
+The WebSocket and request ones by tests/unit/test_compat.py; the response-stream ones
+(:func:`response_stream`, :func:`response_is_chunked`) by tests/http/test_events_wire.py.
 
 On a Tornado upgrade, run those tests first: a failure names the function to fix here.
 """
@@ -30,6 +33,26 @@ def request_stream_closed(request: httputil.HTTPServerRequest) -> bool:
     """
     stream = getattr(request.connection, "stream", None)
     return stream is None or stream.closed()
+
+
+def response_stream(request: httputil.HTTPServerRequest) -> IOStream | None:
+    """The HTTP/1 connection's stream, to write a long response's body to it directly
+    (None when the connection is not HTTP/1, or has gone).
+
+    ``HTTP1Connection.stream`` is an undocumented attribute.
+    """
+    stream = getattr(request.connection, "stream", None)
+    return stream if isinstance(stream, IOStream) and not stream.closed() else None
+
+
+def response_is_chunked(request: httputil.HTTPServerRequest) -> bool:
+    """Whether the response whose headers were written frames its body in chunks.
+
+    Tornado decides in ``HTTP1Connection.write_headers`` (HTTP/1.1, no Content-Length:
+    chunked; HTTP/1.0: the body ends when the connection closes) and keeps the answer in
+    the private ``_chunking_output``.
+    """
+    return bool(getattr(request.connection, "_chunking_output", False))
 
 
 def websocket_stream(handler: tornado.websocket.WebSocketHandler) -> IOStream | None:

@@ -1,4 +1,4 @@
-"""WebSocket close codes, frames and the payloads of replies: the one place each is spelled.
+"""WebSocket close codes, frames, stream endings and the payloads of replies: the one place each is spelled.
 
 Broadcast frames are built once per payload (:func:`cached_frame`, cached in
 ``Payload.wire``) and once per batch (:func:`batch_frames`), so a room of thousands
@@ -25,6 +25,15 @@ ENDING_CLOSE_CODES: dict[Ending, int] = {
     Ending.SHUTDOWN: CLOSE_GOING_AWAY,
     Ending.HISTORY_RESET: CLOSE_SERVICE_RESTART,
     Ending.SLOW: CLOSE_TRY_AGAIN_LATER,
+}
+
+
+# An event stream has no close code: its last item says why it ended, and whether to come back.
+ENDING_REASONS: dict[Ending, tuple[str, str, bool]] = {  # Ending -> (reason, detail, reconnect)
+    Ending.LEFT: ("left", "you left the room", False),
+    Ending.SHUTDOWN: ("restarting", "the server is restarting; reconnect and resume from your cursor", True),
+    Ending.HISTORY_RESET: ("history_reset", Ending.HISTORY_RESET.value, True),
+    Ending.SLOW: ("slow", Ending.SLOW.value, True),
 }
 
 
@@ -72,3 +81,9 @@ def ack_payload(client_id: str, event_id: int) -> Payload:
 def hello_payload(epoch: str, truncated: bool, cursor: int, user: str) -> Payload:
     return Payload(dumps({"type": "hello", "epoch": epoch, "truncated": truncated, "cursor": cursor,
                           "user": user}))
+
+
+def end_payload(why: Ending) -> Payload:
+    """A stream's last item: ``{"type": "end", "reason", "detail", "reconnect"}``."""
+    reason, detail, reconnect = ENDING_REASONS[why]
+    return Payload(dumps({"type": "end", "reason": reason, "detail": detail, "reconnect": reconnect}))

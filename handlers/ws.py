@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import tornado.websocket
 
@@ -22,7 +21,7 @@ from rooms.models import Batch, Payload, loads
 from rooms.validation import parse_cursor
 
 from . import compat, frames
-from .base import SessionMixin
+from .base import SessionMixin, origin_allowed
 from .wire import DirectWriter
 
 log = logging.getLogger("obrolan.ws")
@@ -63,13 +62,7 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
             await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
-        if origin.rstrip("/") in self.config.allowed_origins:
-            return True
-        try:
-            netloc = urlsplit(origin).netloc
-        except ValueError:  # e.g. "http://[": not an origin we serve
-            return False
-        return netloc.lower() == self.request.host.lower()
+        return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
     async def open(self, *args: str) -> None:
         self.set_nodelay(True)  # a chat frame is small and should leave now, not wait for an ACK (Nagle)

@@ -3,7 +3,7 @@
 An :class:`Event` is one entry in a room's ordered sequence (``message``, ``join``,
 ``leave``).  Its JSON is built when the event is created and the same bytes are
 handed to every recipient; transports may cache a wire form of their own (a
-WebSocket frame) in :attr:`Payload.wire` so that, too, is built once.
+WebSocket frame, a Server-Sent Event) in :attr:`Payload.wire` so that, too, is built once.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Payload:
 
     json: bytes
     wire: dict[str, bytes] = field(default_factory=dict)
+    event_id: int = 0  # the room event's id (an SSE ``id:`` line); 0 for what is not an event (presence, typing)
 
 
 @dataclass(eq=False, slots=True)
@@ -69,7 +70,7 @@ class Event:
     payload: Payload = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.payload = Payload(dumps(self.public()))
+        self.payload = Payload(dumps(self.public()), event_id=self.id)
 
     def public(self) -> dict[str, Any]:
         data: dict[str, Any] = {

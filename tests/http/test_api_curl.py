@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,12 +16,12 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 README_URL = "http://127.0.0.1:8888"
 
 
-def readme_curl_block() -> str:
-    text = README.read_text()
-    section = text.split("## Chat from curl", 1)[1]
-    match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, "no ```sh block under '## Chat from curl'"
-    return match.group(1)
+def readme_curl_blocks() -> list[str]:
+    """The ```sh blocks under '## Chat from curl': the stream, the sends, the long-poll loop."""
+    section = README.read_text().split("## Chat from curl", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 3, "README's curl section: join and stream, then sends, then the polling loop"
+    return blocks
 
 
 def json_values(text: str) -> list:
@@ -41,11 +42,15 @@ def json_values(text: str) -> list:
 @pytest.mark.settings(presence_grace=30.0)
 @pytest.mark.gen_test(timeout=40)
 async def test_readme_curl_session(api, chat_url):
-    script = readme_curl_block()
-    # Point it at the test server, and bound the follow loop: three polls, the last one short.
-    assert README_URL in script and "while true; do" in script and "wait=25" in script
-    script = script.replace(README_URL, chat_url)
-    script = script.replace("while true; do", "for _round in 1 2 3; do").replace("wait=25", "wait=0.5")
+    stream_block, send_block, poll_block = (b.replace(README_URL, chat_url) for b in readme_curl_blocks())
+    # The first block joins, then follows the room with curl -N (for ever): run it with the token
+    # printed before the stream, so the other blocks can use it as in a second terminal.
+    join, _, follow = stream_block.rpartition("\ncurl -N ")
+    assert "TOKEN=$(" in join and "/events?after=0" in follow
+    stream_script = f'{join}\necho "$TOKEN"\nexec curl -N {follow}'
+    # Bound the follow loop: three polls, the last one short.
+    assert "while true; do" in poll_block and "wait=25" in poll_block
+    poll_block = poll_block.replace("while true; do", "for _round in 1 2 3; do").replace("wait=25", "wait=0.5")
 
     ani = await api.join("Ani", "Proyek PBO")
     a = await ani.ws()
@@ -53,28 +58,53 @@ async def test_readme_curl_session(api, chat_url):
     await a.send({"type": "message", "text": "halo dari browser"})
     mine = await a.recv_until(is_event("message"))
 
-    proc = await asyncio.create_subprocess_exec(
-        "bash", "-eo", "pipefail", "-c", script,
+    stream = await asyncio.create_subprocess_exec(
+        "bash", "-eo", "pipefail", "-c", stream_script,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        token = (await asyncio.wait_for(stream.stdout.readline(), 10)).decode().strip()
+
+        async def streamed() -> dict:
+            line = await asyncio.wait_for(stream.stdout.readline(), 10)
+            assert line, (await stream.stderr.read()).decode()
+            return json.loads(line)
+
+        opening = [await streamed() for _ in range(5)]
+        # hello; everything so far (Ani's join and message, Budi's join: the stream made him present);
+        # who is here
+        assert [(i["type"], i.get("user")) for i in opening] == [
+            ("hello", "Budi"), ("join", "Ani"), ("message", "Ani"), ("join", "Budi"), ("presence", None)]
+        assert opening[2] == mine and opening[4]["users"] == ["Ani", "Budi"]
+
+        sends = await asyncio.create_subprocess_exec(
+            "bash", "-eo", "pipefail", "-c", send_block + poll_block, env={**os.environ, "TOKEN": token},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(sends.communicate(), 30)
+        finally:
+            if sends.returncode is None:
+                sends.kill()
+                await sends.wait()
+        assert sends.returncode == 0, err.decode()
+        lines = json_values(out.decode())
+        assert len(lines) == 5, out.decode()  # the posted event, the typing answer, one answer per poll
+
+        posted = lines[0]
+        assert (posted["type"], posted["user"], posted["room"], posted["text"]) == (
+            "message", "Budi", "Proyek PBO", "halo semua")
+        assert lines[1] == {"sent": True}
+        # curl -N printed it live, and the typing notice; Ani, on a WebSocket, got both too.
+        assert await streamed() == posted
+        assert await streamed() == {"type": "typing", "user": "Budi"}
+        assert await a.recv_until(is_event("message", "Budi")) == posted
+        assert await a.recv_until(lambda f: f["type"] == "typing") == {"type": "typing", "user": "Budi"}
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    lines = json_values(out.decode())
-    assert len(lines) == 4, out.decode()  # the posted event, then one answer per poll
+        if stream.returncode is None:
+            stream.kill()
+            await stream.wait()
 
-    posted = lines[0]
-    assert (posted["type"], posted["user"], posted["room"], posted["text"]) == (
-        "message", "Budi", "Proyek PBO", "halo semua")
-    # Ani, on a WebSocket, got it live.
-    assert await a.recv_until(is_event("message", "Budi")) == posted
-
-    first, second, third = lines[1:]
-    # after=0: everything so far: Ani's join and message, then Budi's join (announced by his
-    # first request in the room, the post) before his message
+    first, second, third = lines[2:]
+    # after=0: everything so far
     assert [(e["type"], e["user"], e.get("text")) for e in first["events"]] == [
         ("join", "Ani", None), ("message", "Ani", "halo dari browser"),
         ("join", "Budi", None), ("message", "Budi", "halo semua")]
