@@ -15,6 +15,9 @@ from rooms.models import Batch, Payload, dumps
 
 CLOSE_NORMAL = 1000  # the session left the room (here or in another tab): do not reconnect
 CLOSE_GOING_AWAY = 1001  # the server is restarting: reconnect and resume from the cursor
+CLOSE_PROTOCOL_ERROR = 1002  # the client broke RFC 6455 (an unmasked frame, RSV bits, a bad opcode or close code)
+CLOSE_INVALID_PAYLOAD = 1007  # a text message or close reason that is not UTF-8
+CLOSE_MESSAGE_TOO_BIG = 1009  # a message over the frame limit (handlers.ws.WS_MAX_FRAME_BYTES)
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012  # the room's history changed: resume from the cursor (truncated)
 CLOSE_TRY_AGAIN_LATER = 1013  # too slow, or the store is unreachable: resume later
@@ -35,6 +38,11 @@ ENDING_REASONS: dict[Ending, tuple[str, str, bool]] = {  # Ending -> (reason, de
     Ending.HISTORY_RESET: ("history_reset", Ending.HISTORY_RESET.value, True),
     Ending.SLOW: ("slow", Ending.SLOW.value, True),
 }
+
+# What a peer may put in its close frame (RFC 6455 section 7.4; 1012-1014 registered with IANA since):
+# never 1004-1006 or 1015 (reserved, or meant for reports, not frames), nothing below 1000 or from
+# 5000 on, and nothing in 1016-2999 (for future RFCs).  3000-3999 are registered, 4000-4999 private.
+PEER_CLOSE_CODES = frozenset([1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)])
 
 
 def refusal_close_code(exc: errors.ChatError) -> int:

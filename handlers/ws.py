@@ -3,8 +3,11 @@
 The socket is a member of the room for exactly as long as Tornado's ``get`` runs
 (the handshake, then the frame loop): ``async with hub.join(...)`` pairs the two.
 Broadcasts arrive as batches (:meth:`RoomSocket.send_batch`) written through a
-:class:`~handlers.wire.DirectWriter`; a reader whose unsent backlog passes
-``max_backlog_bytes`` is ended (1013) and resumes later from its cursor.
+:class:`~handlers.wire.FrameWriter`; a reader whose unsent backlog passes
+``max_backlog_bytes`` is ended: its backlog is cut at a frame boundary and the close
+frame (1013) follows what was already on its way, so it resumes later from its cursor.
+Frames that break RFC 6455 close the connection with 1002 or 1007
+(:class:`~handlers.compat.StrictProtocol13`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import asyncio
 import logging
 from typing import Any
 
-import tornado.websocket
-
 from rooms import Ending, errors
 from rooms.members import Membership
 from rooms.models import Batch, Payload, loads
@@ -22,12 +23,13 @@ from rooms.validation import parse_cursor
 
 from . import compat, frames
 from .base import SessionMixin, origin_allowed
-from .wire import DirectWriter
+from .wire import FrameWriter
 
 log = logging.getLogger("obrolan.ws")
 
-WS_MAX_FRAME_BYTES = 64 * 1024  # larger client frames are closed with 1009 by Tornado
+WS_MAX_FRAME_BYTES = 64 * 1024  # a larger client message closes the socket with 1009 (compat.StrictProtocol13)
 WS_MAX_FRAMES_IN_FLIGHT = 64  # frames of one socket being handled at once (bounds a flood's tasks)
+SLOW_CLOSE_DRAIN_S = 30.0  # with pings off: how long a slow reader's close frame may take to leave
 
 
 async def _after(previous: asyncio.Future[None] | None) -> None:
@@ -36,11 +38,11 @@ async def _after(previous: asyncio.Future[None] | None) -> None:
         await asyncio.wait([previous])
 
 
-class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
+class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
     member: Membership | None = None
     _frames_in_flight = 0
     _last_frame: asyncio.Future[None] | None = None
-    _writer: DirectWriter | None = None
+    _writer: FrameWriter | None = None
 
     async def prepare(self) -> None:
         # Everything that can refuse the handshake happens before it, as a JSON HTTP error
@@ -61,6 +63,13 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         async with self.hub.join(self.room, self.session, self) as self.member:
             await super().get(*args, **kwargs)
 
+    @property
+    def close_drain_timeout_s(self) -> float:
+        """A slow reader reads late: its close frame may take up to the ping timeout to leave (it
+        is not pinged once closed), or :data:`SLOW_CLOSE_DRAIN_S` with pings off."""
+        interval = self.config.pinger.interval_s
+        return interval if interval > 0 else SLOW_CLOSE_DRAIN_S
+
     def check_origin(self, origin: str) -> bool:
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
@@ -68,7 +77,7 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)  # a chat frame is small and should leave now, not wait for an ACK (Nagle)
         stream = compat.websocket_stream(self)
         assert stream is not None and self.member is not None
-        self._writer = DirectWriter(stream, self.config.max_backlog_bytes)
+        self._writer = FrameWriter(stream, self.config.max_backlog_bytes)
         self.config.pinger.add(self)
         try:
             sl = await self.member.attach(self.after, self.epoch)
@@ -136,6 +145,13 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
             log.exception("frame from %s in %s failed", self.session.name, self.room)
             self.close(frames.CLOSE_INTERNAL_ERROR, "internal error")
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        # Whoever closes (the hub, the pinger, a bug), the member goes now: the socket alone may
+        # stay a while, until its close frame has left (compat.StrictProtocol13).
+        if self.member is not None:
+            self.member.close()
+        super().close(code, reason)
+
     def on_close(self) -> None:
         self.config.pinger.discard(self)
         if self.member is not None:
@@ -156,8 +172,10 @@ class RoomSocket(SessionMixin, tornado.websocket.WebSocketHandler):
         self._write(b"".join([frames.text_frame(p.json) for p in payloads]))
 
     def end(self, why: Ending) -> None:
-        if self.member is not None:
-            self.member.close()
+        if why is Ending.SLOW and self._writer is not None:
+            # What has not started on its way is dropped, whole frames all: the close frame
+            # follows the one chunk already going, and the reader resumes from its cursor.
+            self._writer.cut()
         self.close(frames.ENDING_CLOSE_CODES[why], why.value)
 
     # -- writing ------------------------------------------------------------------

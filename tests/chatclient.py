@@ -257,6 +257,56 @@ class RawWebSocket:
             return opcode, await self.reader.readexactly(length)
         return await asyncio.wait_for(_read(), timeout)
 
+    async def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
+                         masked: bool = True) -> None:
+        """Write one frame exactly as told, however wrong: ``rsv`` is the RSV bits (0x70 all three),
+        ``masked=False`` sends the payload in the clear, as only a server may."""
+        import os
+        import struct
+
+        n = len(payload)
+        mask_bit = 0x80 if masked else 0
+        head = bytes([(0x80 if fin else 0) | (rsv & 0x70) | (opcode & 0x0F)])
+        if n < 126:
+            head += bytes([mask_bit | n])
+        elif n < 1 << 16:
+            head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+        if masked:
+            key = os.urandom(4)
+            head += key
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        self.writer.write(head + payload)
+        await self.writer.drain()
+
+    async def send_json(self, obj: Any) -> None:
+        """One masked text frame of JSON, as a browser sends it."""
+        await self.send_frame(0x1, json.dumps(obj).encode())
+
+    async def close_frame(self, timeout: float = RECV_TIMEOUT_S) -> tuple[int | None, bytes] | None:
+        """Skip frames up to the close frame: its ``(code, reason)`` (code None when it has none),
+        or None when the stream ends without one."""
+        async def _read() -> tuple[int | None, bytes] | None:
+            while True:
+                got = await self.frame(timeout)
+                if got is None:
+                    return None
+                if got[0] == 0x8:
+                    payload = got[1]
+                    return (int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None), payload[2:]
+        return await asyncio.wait_for(_read(), timeout)
+
+    async def eof(self, timeout: float = RECV_TIMEOUT_S) -> None:
+        """Read and drop bytes until the server closes the TCP connection (TimeoutError if it does not)."""
+        async def _drain() -> None:
+            while await self.reader.read(1 << 16):
+                pass
+        try:
+            await asyncio.wait_for(_drain(), timeout)
+        except ConnectionResetError:  # closed with bytes of ours unread: closed all the same
+            pass
+
     async def json_frames_until_close(self, timeout: float = RECV_TIMEOUT_S) -> tuple[list[dict[str, Any]], int]:
         """Every text frame as JSON up to the close frame, and the close code (pings are skipped)."""
         frames: list[dict[str, Any]] = []
