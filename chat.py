@@ -46,7 +46,10 @@ log = logging.getLogger("obrolan")
 
 HERE = Path(__file__).resolve().parent
 SHUTDOWN_GRACE_S = 4.0  # SIGTERM to exit stays under 5 s
-HTTP_SERVER_MAX_BODY_BYTES = 1 << 20  # Tornado refuses larger bodies outright (400, closed)
+# The body limit of handlers that do not stream their body (the WebSocket handshake, static files):
+# Tornado refuses a larger one with a bare 400.  Every other handler streams it and answers 413
+# itself, at any size (handlers/base.py, BaseHandler).
+HTTP_SERVER_MAX_BODY_BYTES = 1 << 20
 
 
 class ChatApp(tornado.web.Application):
@@ -89,6 +92,11 @@ def make_app(settings: Settings | None = None) -> ChatApp:
     return app
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of the HTTPServer (``serve`` and the in-process tests use them)."""
+    return {"xheaders": settings.trust_proxy, "max_body_size": HTTP_SERVER_MAX_BODY_BYTES}
+
+
 def load_translations() -> None:
     locale_dir = HERE / "locale"
     if locale_dir.is_dir():
@@ -102,7 +110,7 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
     app = make_app(settings)
     hub = app.hub
     await hub.start()
-    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=HTTP_SERVER_MAX_BODY_BYTES)
+    server = tornado.httpserver.HTTPServer(app, **server_options(settings))
     if sockets is not None:
         server.add_sockets(sockets)  # main() bound them (before forking, with workers)
     else:

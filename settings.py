@@ -267,11 +267,16 @@ PROCESSES = Option("processes", int, 1, "", "worker processes sharing the port; 
 PRESENCE_EXPIRY = Option("presence_expiry", float, 5.0, "seconds",
                          "with `--redis-url`: the users of a process that died leave after the grace period "
                          "plus at most this long", numbers(0, above=True))
+TRUST_PROXY = Option("trust_proxy", bool, False, "",
+                     "trust the `X-Forwarded-For`/`X-Real-IP` and `X-Forwarded-Proto`/`X-Scheme` headers "
+                     "(Tornado's `xheaders`) for the client's address and whether it came over https (then the "
+                     "session cookie is `Secure`); turn on only when every request comes through a proxy that "
+                     "sets them, such as [deploy/nginx.conf](deploy/nginx.conf), since anyone can send them")
 
 OPTIONS: tuple[Option[Any], ...] = (
     PORT, ADDRESS, DATA_DIR, STORE, HISTORY_MAX_EVENTS, HISTORY_MAX_AGE, COOKIE_SECRET, ALLOWED_ORIGINS,
     BUFFER_SIZE, PRESENCE_GRACE, RATE_LIMIT, RATE_BURST, MAX_MESSAGE_LENGTH, MAX_BACKLOG, PING_INTERVAL,
-    HEARTBEAT_INTERVAL, DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY,
+    HEARTBEAT_INTERVAL, DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY, TRUST_PROXY,
 )
 BY_FLAG: dict[str, Option[Any]] = {option.flag: option for option in OPTIONS}
 LISTEN_OPTIONS = ("port", "address")  # returned beside Settings: make_app does not read them
@@ -301,6 +306,7 @@ class Settings:
     redis_url: str = REDIS_URL.default
     processes: int = PROCESSES.default
     presence_expiry: float = PRESENCE_EXPIRY.default  # seconds
+    trust_proxy: bool = TRUST_PROXY.default  # read by serve() (HTTPServer xheaders), not by make_app
 
 
 # -- Tornado definitions, environment and command line ---------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from rooms import errors
+from rooms import errors, validation
 from rooms.members import Poll
 from rooms.models import Slice
 from rooms.validation import parse_cursor
@@ -62,11 +62,12 @@ class MessagesHandler(RoomPage):
         before = parse_cursor(self.raw_query("before"))
         if before is not None and after is not None:
             raise errors.BadRequest("give either after (follow) or before (page back), not both")
-        if before is not None or (after is None and self.raw_query("limit") is not None):
-            await self.page_back(room, before, parse_limit(self.raw_query("limit")))
+        # Every argument given is checked, whichever of the two kinds of request it is for.
+        limit, wait = parse_limit(self.raw_query("limit")), parse_wait(self.raw_query("wait"))
+        if before is not None or (after is None and self.raw_query("limit")):
+            await self.page_back(room, before, limit)
             return
-        self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None,
-                                   parse_wait(self.raw_query("wait")), LONGPOLL_MAX_EVENTS)
+        self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None, wait, LONGPOLL_MAX_EVENTS)
         if compat.request_stream_closed(self.request):
             self._poll.cancel()  # it went before the wait began: still present, nobody to answer
         sl = await self._poll
@@ -74,6 +75,7 @@ class MessagesHandler(RoomPage):
             self.send_json(slice_body(sl))
 
     def on_connection_close(self) -> None:
+        super().on_connection_close()  # a body still streaming in: no method runs
         if self._poll is not None:
             self._poll.cancel()
 
@@ -94,8 +96,15 @@ class MessagesHandler(RoomPage):
         fields = self.body_fields()
         self.form_text = str(fields.get("text") or "")
         # One rule for every transport: a client_id given is validated whatever its value (0, "",
-        # false and [] are refused, not ignored); without one, the Idempotency-Key header.
-        client_id = fields["client_id"] if "client_id" in fields else self.request.headers.get("Idempotency-Key")
+        # false and [] are refused, not ignored; null is none); without one, the Idempotency-Key
+        # header, which is held to the same rule whenever it is sent.
+        header_key = self.request.headers.get("Idempotency-Key")
+        if header_key is not None:
+            try:
+                validation.clean_client_id(header_key)
+            except errors.InvalidClientId as exc:
+                raise errors.InvalidClientId(exc.detail.replace("client_id", "the Idempotency-Key header", 1)) from None
+        client_id = fields["client_id"] if fields.get("client_id") is not None else header_key  # null: none
         event, _created = await self.hub.post(room, session, fields.get("text"), client_id)
         if self.is_form_post():
             self.redirect(room_path(room), status=303)

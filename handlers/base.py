@@ -26,6 +26,7 @@ from rooms import Hub, Session, errors
 from rooms.models import dumps, loads
 from rooms.validation import clean_room
 
+from . import compat
 from .compat import OriginCheck
 from .messages import RETRY_CODES, RETRY_PAGE_AFTER_S, page_message
 from .pinger import Heartbeat, Pinger
@@ -34,6 +35,13 @@ H = TypeVar("H", bound="BaseHandler")
 P = ParamSpec("P")
 
 SESSION_COOKIE = "obrolan_session"
+# A body over the limit whose Content-Length is at most this is read through and dropped after the
+# 413 is sent (see BaseHandler), for at most this long; a larger one is not read at all.
+BODY_DRAIN_MAX_BYTES = 8 << 20
+BODY_DRAIN_TIMEOUT_S = 10.0
+# Every page's scripts and styles are files of its own (static/), never inline; nothing may frame it.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                           "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 SESSION_MAX_AGE_DAYS = 30
 
 
@@ -144,11 +152,14 @@ class SessionMixin(_Handler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
         self.set_error_status(error)
+        self.finish(self.error_body(error))
+
+    def error_body(self, error: errors.ChatError) -> bytes:
+        """The body of an error answer (setting its Content-Type)."""
         if self.wants_html():
-            self.render_error_page(error)
-            return
+            return self.error_page(error)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(error.as_dict()))
+        return dumps(error.as_dict())
 
     def set_error_status(self, error: errors.ChatError) -> None:
         self.set_status(error.status)
@@ -156,10 +167,16 @@ class SessionMixin(_Handler):
             self.set_header("Retry-After", str(error.retry_after))
         if error.status == 405:
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        if isinstance(error, errors.PayloadTooLarge):
+            self.set_header("Connection", "close")  # the rest of the body is not read
+
+    def error_page(self, error: errors.ChatError) -> bytes:
+        retry_s = RETRY_PAGE_AFTER_S if error.code in RETRY_CODES else None
+        return self.render_string("error.html", message=self.translate_error(error), back=self.error_back_link(),
+                                  retry_s=retry_s)
 
     def render_error_page(self, error: errors.ChatError) -> None:
-        retry_s = RETRY_PAGE_AFTER_S if error.code in RETRY_CODES else None
-        self.render("error.html", message=self.translate_error(error), back=self.error_back_link(), retry_s=retry_s)
+        self.finish(self.error_page(error))
 
     def translate_error(self, error: errors.ChatError) -> str:
         return page_message(self.locale, error)
@@ -212,6 +229,19 @@ def shows_form_errors(
     return wrapper
 
 
+def declared_body_length(headers: httputil.HTTPHeaders) -> int | None:
+    """The body length ``Content-Length`` announces (None without one).  Equal duplicates
+    (``5, 5``, as some proxies send) count once; anything else is 400."""
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    lengths = {part.strip() for part in value.split(",")}
+    length = lengths.pop() if len(lengths) == 1 else ""
+    if not (length.isascii() and length.isdigit()):
+        raise errors.BadRequest("Content-Length must be one whole number of bytes")
+    return int(length)
+
+
 def _decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
@@ -230,18 +260,84 @@ def log_failed_request(handler: tornado.web.RequestHandler) -> None:
         1000.0 * request.request_time())
 
 
+@tornado.web.stream_request_body
 class BaseHandler(SessionMixin, OriginCheck):
+    """Every HTTP handler.  The body streams in (``stream_request_body``), so that one over
+    ``http_body_max_bytes`` gets ``413 payload_too_large`` however large it is, and at most the
+    limit is ever held in memory:
+
+    - ``Content-Length`` over the limit: the 413 is sent at once, before any of the body is read.
+      Then the body is read through and dropped, up to ``BODY_DRAIN_MAX_BYTES`` and for at most
+      ``BODY_DRAIN_TIMEOUT_S``, so that a client that sends its whole body before it reads (Python's
+      http.client, requests) gets the answer rather than a reset; then the connection closes.  A
+      larger body, or one the client holds back until ``100 Continue``, is not read at all.
+    - a chunked body: counted as it arrives; the 413 goes as soon as it passes the limit, and the
+      connection closes.
+
+    The method runs once the whole body has come: ``request_body()`` and ``body_fields()`` read it.
+    """
+
+    _body: bytearray | None = None  # the body so far; None once the request was answered without it
+    _drain_left = 0  # bytes of a refused body still to read through and drop
+
     def compute_etag(self) -> str | None:
         return None  # answers are live and never cached (no-store): hashing each body is wasted work
 
     def prepare(self) -> None:
-        if len(self.request.body) > self.config.http_body_max_bytes:
-            raise errors.PayloadTooLarge(f"request body over {self.config.http_body_max_bytes} bytes")
+        limit = self.config.http_body_max_bytes
+        declared = declared_body_length(self.request.headers)
+        if declared is not None and declared > limit:
+            error = errors.PayloadTooLarge(f"request body over {limit} bytes")
+            if declared > BODY_DRAIN_MAX_BYTES or self.request.headers.get("Expect", "").lower() == "100-continue":
+                raise error  # answered, and the connection closed, with none of the body read
+            self._drain_left = declared
+            compat.read_body_through(self.request, declared, BODY_DRAIN_TIMEOUT_S)
+            self.answer_now(error)
+            return
+        self._body = bytearray()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._drain_left:
+            self._drain_left = max(0, self._drain_left - len(chunk))
+            if not self._drain_left:
+                self.finish()  # the answer went out already: this closes the connection
+            return
+        if self._body is None:
+            return  # answered already: Tornado drops the rest and closes the connection
+        self._body += chunk
+        limit = self.config.http_body_max_bytes
+        if len(self._body) > limit:
+            self._body = None
+            error = errors.PayloadTooLarge(f"request body over {limit} bytes")
+            self.send_error(error.status, exc_info=(type(error), error, None))
+
+    def answer_now(self, error: errors.ChatError) -> None:
+        """Send the whole error answer (headers and body) without finishing the request."""
+        self.set_error_status(error)
+        body = self.error_body(error)
+        self.set_header("Content-Length", str(len(body)))
+        self.write(body)
+        self.flush()
+
+    def request_body(self) -> bytes:
+        """The whole body (the method runs once it has all come), in ``request.body`` too."""
+        if self._body is not None and not self.request.body:
+            self.request.body = bytes(self._body)
+            try:  # what Tornado does with a body it read itself
+                httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""), self.request.body,
+                                              self.request.body_arguments, self.request.files, self.request.headers)
+            except httputil.HTTPInputError as exc:
+                raise errors.BadRequest(f"the body cannot be read: {exc}") from None
+            for name, values in self.request.body_arguments.items():
+                self.request.arguments.setdefault(name, []).extend(values)
+        return self.request.body
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Frame-Options", "DENY")  # frame-ancestors, for browsers without CSP 2
 
     def wants_json(self) -> bool:
         accept = self.request.headers.get("Accept", "")
@@ -265,12 +361,13 @@ class BaseHandler(SessionMixin, OriginCheck):
         """Fields from a JSON object body or a form body, values as sent."""
         if self.is_json_body():
             try:
-                data = loads(self.request.body or b"{}")
+                data = loads(self.request_body() or b"{}")
             except ValueError as exc:
                 raise errors.InvalidJSON("the body is not valid JSON") from exc
             if not isinstance(data, dict):
                 raise errors.InvalidJSON("the body must be a JSON object")
             return data
+        self.request_body()
         return {k: _decode(v[-1]) for k, v in self.request.body_arguments.items() if v}
 
     def send_json(self, obj: Any, status: int = 200) -> None:

@@ -75,6 +75,21 @@ def drop_handshake_state(handler: tornado.websocket.WebSocketHandler) -> None:
     handler._headers = httputil.HTTPHeaders()
 
 
+def read_body_through(request: httputil.HTTPServerRequest, max_bytes: int, timeout_s: float) -> None:
+    """Let the connection read a body of up to ``max_bytes`` (over the server's ``max_body_size``,
+    which Tornado would otherwise refuse with a bare 400 after ``prepare``), for ``timeout_s``.
+
+    ``set_max_body_size`` and ``set_body_timeout`` are public on ``HTTP1Connection`` but not on
+    the ``HTTPConnection`` interface ``request.connection`` is typed as.  What relies on Tornado's
+    inner workings: a ``stream_request_body`` handler that finishes while its body is still
+    arriving is told ``on_connection_close`` once the body has been read (no method runs), and the
+    connection then closes.
+    """
+    connection: Any = request.connection
+    connection.set_max_body_size(max_bytes)
+    connection.set_body_timeout(timeout_s)
+
+
 class OriginCheck(tornado.web.RequestHandler):
     """``cross_origin_protection`` parses Origin with urlsplit, which raises on malformed
     values such as ``http://[``: refuse those (403) instead of a 500."""

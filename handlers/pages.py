@@ -122,8 +122,14 @@ class JoinPage(PageHandler):
         await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
 
 
-class JoinHandler(JoinPage):
-    """``POST /join``: bind a name to a session; a cookie for browsers, a token for the API."""
+class JoinHandler(PageHandler):
+    """``POST /join``: bind a name to a session; a cookie for browsers, a token for the API.
+    ``GET /join`` (a bookmark, or a reload after the form came back with an error) is sent to
+    the join page, ``/``, with its query (``?room=``): the form has one address."""
+
+    def get(self) -> None:
+        query = self.request.query
+        self.redirect("/" + ("?" + query if query else ""), status=303)
 
     def answers_with_form(self) -> bool:
         return not self.wants_json()
@@ -152,8 +158,10 @@ class JoinHandler(JoinPage):
             self.send_json({"token": token, "name": session.name, "room": room,
                             "room_url": room_path(room)})
             return
+        # Secure when the request came over https: directly, or per X-Forwarded-Proto from a
+        # proxy the server was told to trust (--trust-proxy; otherwise the header is ignored).
         self.set_cookie(SESSION_COOKIE, token, expires_days=SESSION_MAX_AGE_DAYS,
-                        httponly=True, samesite="Lax")
+                        httponly=True, samesite="Lax", secure=self.request.protocol == "https")
         self.redirect(room_path(room), status=303)
 
 

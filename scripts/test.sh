@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs and runs all of it.
-# Python packages go into ./.venv; Chromium, redis-server and nginx come from apt when missing.
+# Installs everything the test suite needs and runs all of it:
+# - into ./.venv, with pip, the project and its test extra (setup.cfg): pytest, pytest-tornado,
+#   Playwright (the Python package only: it drives the system's Chromium), schemathesis, redis-py,
+#   PyYAML, calmjs.parse, uvloop, ruff, mypy;
+# - with apt, only when missing: chromium, redis-server and nginx, installed so that no service
+#   starts, now or at boot (scripts/install-system-packages.sh says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,15 +15,7 @@ PYTHON=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
 
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+bash scripts/install-system-packages.sh  # chromium, redis-server, nginx: those missing
 
 ruff check .
 mypy  # the files and the rules per package are in pyproject.toml ([tool.mypy])
