@@ -108,7 +108,10 @@ def build(server: Server, plan: Plan, name_prefix: str = "u") -> tuple[list[Conn
     polls: list[Conn] = []
     n_ws, n_poll = plan.rooms * plan.members, plan.rooms * plan.pollers
     names = [f"{name_prefix}{i}" for i in range(n_ws + n_poll)]
-    tokens = server.tokens(names)
+    # Each user joins its own room (a room exists once somebody joined it; a socket to any other is a 404).
+    rooms = [room_name(i // plan.members) for i in range(n_ws)] + \
+        [room_name(i // plan.pollers) for i in range(n_poll)]
+    tokens = server.tokens(names, rooms)
     it = iter(zip(names, tokens, strict=True))
     for r in range(plan.rooms):
         probes = spread(plan.members, plan.members if plan.all_probes else PROBES_PER_ROOM)
