@@ -134,6 +134,18 @@ class StrictProtocol13(tornado.websocket.WebSocketProtocol13):
     until ``client_terminated``, then ``handler.on_ws_connection_close``.
     """
 
+    # Slots for what this class adds: on the base's instance dict they would make it grow to the
+    # next size, about 1.5 KiB more per connection (docs/performance.md, idle WebSockets).
+    __slots__ = (
+        "_close_sent",
+        "_deadline",
+        "_failed",
+        "_half_closed",
+        "_partial",
+        "_partial_opcode",
+        "drain_timeout_s",
+    )
+
     def __init__(self, handler: tornado.websocket.WebSocketHandler, params: Any, drain_timeout_s: float) -> None:
         super().__init__(handler, False, params)
         self.drain_timeout_s = drain_timeout_s

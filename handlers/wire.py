@@ -89,7 +89,9 @@ class FrameWriter(DirectWriter):
 
     def __init__(self, stream: IOStream, limit_bytes: int) -> None:
         super().__init__(stream, limit_bytes)
-        self._queue: deque[bytes] = deque()  # whole writes the stream has not been given yet
+        # Whole writes the stream has not been given yet; made on the first wait (an empty deque
+        # is ~600 bytes, and most sockets never wait: docs/performance.md, idle WebSockets).
+        self._queue: deque[bytes] | None = None
         self._queued = 0  # bytes in _queue
         self._chunk: Future[None] | None = None  # the stream's write of ours still going (None: none)
         self._cut = False
@@ -105,6 +107,8 @@ class FrameWriter(DirectWriter):
         if self._cut or stream.closed():
             return True
         if self._chunk is not None:  # the stream is still busy with ours: wait here, whole
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(data)
             self._queued += len(data)
         elif self.sock is not None and not stream.writing():
@@ -126,7 +130,8 @@ class FrameWriter(DirectWriter):
         """Drop every write the stream has not been given (they start on frame boundaries) and
         take no more; what the stream holds still goes.  Returns the bytes dropped."""
         dropped = self._queued
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         self._queued = 0
         self._cut = True
         return dropped
@@ -146,7 +151,7 @@ class FrameWriter(DirectWriter):
             self.cut()  # the connection is gone: nothing more will go
             return
         queue = self._queue
-        while queue and not self.stream.closed():
+        while queue and not self.stream.closed():  # (None or empty: nothing waits)
             parts = [queue.popleft()]
             size = len(parts[0])
             while queue and size + len(queue[0]) <= CHUNK_BYTES:
