@@ -17,6 +17,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.browser
 
 NO_WEBSOCKET = "delete window.WebSocket; window.WebSocket = undefined;"
+NO_EVENTSOURCE = "delete window.EventSource; window.EventSource = undefined;"
 # Runs before the page's own scripts in every document (Playwright's init scripts are not subject
 # to the page's CSP); the binding carries each report out of the page as it happens.
 REPORT_VIOLATIONS = """
@@ -58,6 +59,7 @@ async def test_the_pages_work_under_their_policy_with_no_violation(chat_server):
         budi = await person(browser, chat_server, "Budi")
         budi_violations = await watched(budi.page.context, budi)
         await budi.page.context.add_init_script(NO_WEBSOCKET)
+        await budi.page.context.add_init_script(NO_EVENTSOURCE)
 
         answer = await ani.page.goto(chat_server.url + "/")
         assert answer is not None and "frame-ancestors 'none'" in answer.headers["content-security-policy"]

@@ -2,9 +2,9 @@
 ``python chat.py`` with a valid bearer token, finds no server error, no answer that breaks the
 schema, no undocumented status code or content type, and no refused-but-documented input.
 
-A bounded run (``FUZZ_EXAMPLES_PER_OPERATION`` per operation: about 270 over the 9 operations (the event stream left out),
-plus the coverage phase's boundary cases; 10 s or so) with its own marker: ``-m fuzz`` runs it
-alone, ``-m "not fuzz"`` leaves it out.  A failure prints schemathesis' report, with a curl
+A bounded run (``FUZZ_EXAMPLES_PER_OPERATION`` per operation: about 270 over the 9 operations
+(the event stream left out), plus the coverage phase's boundary cases; 10 s or so) with its own
+marker: ``-m fuzz`` runs it alone, ``-m "not fuzz"`` leaves it out.  A failure prints schemathesis' report, with a curl
 command per failure.
 """
 
