@@ -23,7 +23,7 @@
 
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 30000;
-  var WS_OPEN_TIMEOUT_MS = 10000;  // a handshake hanging this long counts as failed
+  var OPEN_TIMEOUT_MS = 10000;     // no hello this long after opening a WebSocket or event stream: failed
   var BLOCKED_AFTER = 2;           // failures of a transport while HTTP works before the next one down
   var UP_FIRST_STEP = 1;           // the climb's first wait is backoff(1): 0.5-1 s, doubling up to 30 s
   var POLL_WAIT_S = 25;
@@ -283,7 +283,7 @@
     function current() { return trial ? self.trial !== null && self.trial.conn === ws : self.ws === ws; }
     var openTimer = setTimeout(function () {
       if (!hello && current()) { shut(ws); }
-    }, WS_OPEN_TIMEOUT_MS);
+    }, OPEN_TIMEOUT_MS);
 
     ws.onmessage = function (msg) {
       if (!current()) { return; }
@@ -326,7 +326,7 @@
     function current() { return trial ? self.trial !== null && self.trial.conn === es : self.es === es; }
     var openTimer = setTimeout(function () {
       if (!hello && current()) { es.onerror(); }
-    }, WS_OPEN_TIMEOUT_MS);
+    }, OPEN_TIMEOUT_MS);
 
     es.onmessage = function (msg) {
       if (!current()) { return; }

@@ -84,15 +84,19 @@ async def test_without_websocket_and_eventsource_the_page_long_polls(chat_server
         wira.assert_no_page_errors()
 
 
+@pytest.mark.parametrize("has_eventsource", [True, False], ids=["from-sse", "from-long-poll"])
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
-async def test_a_page_that_fell_back_climbs_back_to_websocket_without_gap_or_duplicate(chat_server):
+async def test_a_page_that_fell_back_climbs_back_to_websocket_without_gap_or_duplicate(chat_server, has_eventsource):
+    fell_to, badge = ("compat", COMPAT) if has_eventsource else ("fallback", BASIC)
     api = Api(chat_server.url)
     try:
         async with chromium() as browser:
             ani = await person(browser, chat_server, "Ani")
             await ani.page.context.add_init_script(REFUSED_WEBSOCKET)
-            await ani.join("lobby", live_state="compat")  # WebSocket refused: down to SSE
-            await expect(ani.status).to_have_text(COMPAT)
+            if not has_eventsource:
+                await ani.page.context.add_init_script(NO_EVENTSOURCE)
+            await ani.join("lobby", live_state=fell_to)  # WebSocket refused: one rung down
+            await expect(ani.status).to_have_text(badge)
 
             budi = await api.join("Budi", "lobby")
             expected = []
@@ -100,8 +104,8 @@ async def test_a_page_that_fell_back_climbs_back_to_websocket_without_gap_or_dup
                 assert (await budi.post(f"sebelum {i}")).status == 201
                 expected.append(f"sebelum {i}")
             await expect(ani.texts).to_have_text(expected)
-            await ani.say("ani di SSE")
-            expected.append("ani di SSE")
+            await ani.say("ani sebelum naik")
+            expected.append("ani sebelum naik")
             await expect(ani.texts).to_have_text(expected)
 
             await ani.page.evaluate("window.wsWorks = true")
@@ -119,9 +123,9 @@ async def test_a_page_that_fell_back_climbs_back_to_websocket_without_gap_or_dup
             await expect(ani.texts).to_have_text(expected)
             await expect(ani.page.locator("#outbox li")).to_have_count(0)
             # What was shown live is what the server stored, in the same order.  (The reload
-            # runs the init script again: WebSocket is refused again, so SSE.)
+            # runs the init script again: WebSocket is refused again, so one rung down.)
             await ani.page.reload()
-            await expect(ani.status).to_have_attribute("data-state", "compat")
+            await expect(ani.status).to_have_attribute("data-state", fell_to)
             await expect(ani.texts).to_have_text(expected)
             ani.assert_no_page_errors()
     finally:
