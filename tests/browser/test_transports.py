@@ -157,3 +157,44 @@ async def test_typing_on_sse_and_long_poll_pages_shows_on_other_pages(chat_serve
         await expect(lia.page.locator("#typing")).to_contain_text("Wira")
         for who in (lia, tono, wira):
             who.assert_no_page_errors()
+
+
+@pytest.mark.server(store="sqlite")
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_sse_and_long_poll_pages_reconnect_after_a_restart_and_lose_nothing(chat_server):
+    api = Api(chat_server.url)
+    try:
+        citra = await api.join("Citra", "tahan")  # a bearer token survives the restart
+        async with chromium() as browser:
+            lia = await person(browser, chat_server, "Lia")  # SSE
+            await lia.page.context.add_init_script(NO_WEBSOCKET)
+            tono = await person(browser, chat_server, "Tono")  # long-poll
+            await tono.page.context.add_init_script(NO_WEBSOCKET)
+            await tono.page.context.add_init_script(NO_EVENTSOURCE)
+            await lia.join("tahan", live_state="compat")
+            await tono.join("tahan", live_state="fallback")
+            await lia.say("sebelum restart")
+            await expect(tono.message("sebelum restart")).to_be_visible()
+
+            await chat_server.stopped()
+            for who in (lia, tono):
+                await expect(who.status).to_have_attribute("data-state", "reconnecting")
+            await lia.say("ditulis saat server mati")
+            await expect(lia.page.locator("#outbox li")).to_contain_text("Waiting for the connection")
+
+            await chat_server.started()
+            assert (await citra.post("dikirim saat kalian pergi")).status == 201
+            # Each page comes back on its own transport (a stream that broke after its hello is
+            # not a blocked one), and nothing is missing or doubled.
+            await expect(lia.status).to_have_attribute("data-state", "compat", timeout=CLIMB_TIMEOUT_MS)
+            await expect(tono.status).to_have_attribute("data-state", "fallback", timeout=CLIMB_TIMEOUT_MS)
+            await expect(lia.page.locator("#outbox li")).to_have_count(0)
+            history = (await citra.poll(limit=200)).json["events"]
+            stored = [e["text"] for e in history if e["type"] == "message"]
+            assert sorted(stored) == sorted(["sebelum restart", "ditulis saat server mati",
+                                             "dikirim saat kalian pergi"])
+            for who in (lia, tono):
+                await expect(who.texts).to_have_text(stored)
+                who.assert_no_page_errors()
+    finally:
+        api.close()
