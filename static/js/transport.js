@@ -241,7 +241,7 @@
     this.scheduleUp();
   };
 
-  // After falling back, try the best transport again later: 1-2 s, then doubling up to 30 s.
+  // After falling back, try the best transport again later: 0.5-1 s, then doubling up to 30 s.
   T.scheduleUp = function () {
     if (this.stopped || this.upTimer || this.trial || !this.better(this.best, this.mode)) { return; }
     var self = this;
