@@ -4,7 +4,7 @@
 
 Writes join.png (the join page, desktop), room-desktop.png (a busy room),
 room-phone.png (the same room at 390 px, dark colour scheme) and fallback.png
-(a browser without WebSocket on the long-poll fallback).  The server runs with
+(a browser without WebSocket or EventSource, on long-poll: "Live (basic mode)").  The server runs with
 the memory store in a temporary folder and is stopped at the end.
 """
 
