@@ -71,7 +71,8 @@ def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
         "connecting": _("Connecting…"),
         "reconnecting": _("Reconnecting…"),
         "reconnecting_in": _("Reconnecting in %(s)d s…"),
-        "fallback": _("Long-poll fallback"),
+        "compat": _("Live (compatibility mode)"),  # Server-Sent Events
+        "fallback": _("Live (basic mode)"),  # long-poll
         "offline": _("Offline"),
         "history": _("Viewing older messages"),
         "joined": _("%(name)s joined"),

@@ -4,7 +4,7 @@
 
 Writes join.png (the join page, desktop), room-desktop.png (a busy room),
 room-phone.png (the same room at 390 px, dark colour scheme) and fallback.png
-(a browser without WebSocket on the long-poll fallback).  The server runs with
+(a browser without WebSocket or EventSource, on long-poll: "Live (basic mode)").  The server runs with
 the memory store in a temporary folder and is stopped at the end.
 """
 
@@ -89,7 +89,8 @@ async def shoot(browser, server: ChatServer, out: Path) -> None:
 
     # A browser without WebSocket: long-poll, by itself.
     legacy = await person(browser, server, "Hadi", viewport={"width": 1000, "height": 560})
-    await legacy.page.context.add_init_script("delete window.WebSocket; window.WebSocket = undefined;")
+    await legacy.page.context.add_init_script("delete window.WebSocket; window.WebSocket = undefined;"
+                                              "delete window.EventSource; window.EventSource = undefined;")
     await legacy.join(ROOM, live_state="fallback")
     await legacy.say("Saya pakai browser lama, tetap bisa ikut :)")
     await expect(dewi.message("Saya pakai browser lama")).to_be_visible()

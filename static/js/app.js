@@ -11,6 +11,7 @@
 
   var TYPING_SEND_INTERVAL_MS = 2000; // the server drops more frequent notices anyway
   var TYPING_SHOW_MS = 4000;
+  var TYPING_POST_TIMEOUT_MS = 10000; // a typing POST older than this is no news anymore
   var FOLLOW_SLACK_PX = 80;           // "at the bottom" if closer than this
   var ANNOUNCE_KEEP = 5;              // live-region entries kept
   var PAGE_SIZE = 50;
@@ -245,6 +246,7 @@
     ui.state = state;
     var label;
     if (state === 'live') { label = t('live'); }
+    else if (state === 'compat') { label = t('compat'); }
     else if (state === 'fallback') { label = t('fallback'); }
     else if (state === 'reconnecting') {
       label = secondsLeft > 0 ? t('reconnecting_in', { s: secondsLeft }) : t('reconnecting');
@@ -323,8 +325,10 @@
   function connectTransport() {
     transport = new O.Transport({
       wsPath: root.getAttribute('data-ws-url'),
+      eventsPath: root.getAttribute('data-events-url'),
       pollPath: root.getAttribute('data-poll-url'),
-      webSocket: !!window.WebSocket
+      webSocket: !!window.WebSocket,
+      eventSource: !!window.EventSource
     }, cursor, {
       state: setState,
       hello: function (f) { resume(f.epoch, f.truncated); flushOutbox(); },
@@ -379,7 +383,7 @@
       line.appendChild(remove);
       return;
     }
-    var connected = ui.state === 'live' || ui.state === 'fallback';
+    var connected = ui.state === 'live' || ui.state === 'compat' || ui.state === 'fallback';
     var label = item.state === 'acked' ? t('sent') : connected ? t('sending') : t('waiting');
     line.appendChild(doc.createTextNode(label));
   }
@@ -394,7 +398,8 @@
     flushOutbox();
   }
 
-  // Send what waits, in order: all at once over a WebSocket, one POST at a time otherwise.
+  // Send what waits, in order: all at once over a WebSocket, one POST at a time otherwise
+  // (an event stream or long-poll only reads).
   function flushOutbox() {
     var due = outbox.due();
     if (transport && transport.streaming()) {
@@ -402,7 +407,7 @@
         if (!transport.send({ type: 'message', text: due[i].text, client_id: due[i].cid })) { break; }
         outbox.sent(due[i]);
       }
-    } else if (transport && transport.kind === 'poll' && !ui.posting && due.length) {
+    } else if (transport && transport.posts() && !ui.posting && due.length) {
       postItem(due[0]);
     }
     updatePendingLabels();
@@ -491,12 +496,18 @@
     dom.hide(el.error);
   }
 
+  // Over the WebSocket when it is up, else by POST /typing (event stream and long-poll readers).
   function sendTyping() {
-    if (!transport || !transport.streaming()) { return; }
+    if (!transport || !(transport.streaming() || transport.posts())) { return; }
     var t0 = now();
     if (t0 - ui.lastTypingSent < TYPING_SEND_INTERVAL_MS) { return; }
     ui.lastTypingSent = t0;
-    transport.send('{"type":"typing"}');
+    if (transport.streaming()) {
+      transport.send('{"type":"typing"}');
+    } else {
+      // Best effort: a lost notice only means nobody sees "typing" for a moment.
+      O.transport.request('POST', root.getAttribute('data-typing-url'), {}, function () {}, TYPING_POST_TIMEOUT_MS);
+    }
   }
 
   // Live sending needs a cursor; on an older page (?before=N) and after a fatal

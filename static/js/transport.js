@@ -1,16 +1,19 @@
-/* Obrolan client: the connection.  WebSocket first; long-poll where it is missing or blocked.
+/* Obrolan client: the connection.  WebSocket first, then Server-Sent Events (EventSource), then
+ * long-poll; after falling back it keeps trying the better transport (with backoff) and moves up.
  * ES5 (XMLHttpRequest, no fetch or Promise); see docs/client.md.
  *
  * The transport resumes from the Cursor it is given and reports what the server says through
  * callbacks; what to do with it (timeline, outbox, user list) is app.js's business.
  *
- *   var tr = new Obrolan.Transport({wsPath, pollPath, webSocket: !!window.WebSocket}, cursor, {
- *     state(name, secondsLeft)   'connecting' | 'live' | 'fallback' | 'reconnecting'
- *     hello(frame)               WebSocket up (after state('live')); replayed events follow
- *     frame(frame)               any other WebSocket frame
+ *   var tr = new Obrolan.Transport({wsPath, eventsPath, pollPath, webSocket: !!window.WebSocket,
+ *                                   eventSource: !!window.EventSource}, cursor, {
+ *     state(name, secondsLeft)   'connecting' | 'live' (WebSocket) | 'compat' (SSE) | 'fallback' (long-poll)
+ *                                | 'reconnecting'
+ *     hello(frame)               a WebSocket or event stream is up (after state()); replayed events follow
+ *     frame(frame)               any other item of the WebSocket or event stream
  *     answer(data, first)        a long-poll answer (after state('fallback'))
  *     requeue()                  what was sent on a dropped connection goes out again
- *     socketClosed()             the WebSocket is gone (typing notices are over)
+ *     socketClosed()             the stream that carried typing notices is gone (they are over)
  *     fatal(key)                 retrying cannot help: 'expired' | 'name_taken' | 'left_room'
  *   });
  *   tr.connect();
@@ -20,8 +23,9 @@
 
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 30000;
-  var WS_OPEN_TIMEOUT_MS = 10000;  // a handshake hanging this long counts as failed
-  var WS_BLOCKED_AFTER = 2;        // WS failures while HTTP works before falling back
+  var OPEN_TIMEOUT_MS = 10000;     // no hello this long after opening a WebSocket or event stream: failed
+  var BLOCKED_AFTER = 2;           // failures of a transport while HTTP works before the next one down
+  var UP_FIRST_STEP = 1;           // the climb's first wait is backoff(1): 0.5-1 s, doubling up to 30 s
   var POLL_WAIT_S = 25;
   var POLL_SLACK_MS = 15000;       // XHR timeout beyond the server's wait
 
@@ -74,33 +78,59 @@
     return null;
   }
 
+  // Best first.  A trial of a better one runs beside the one in use; its hello switches over.
+  var LEVELS = ['ws', 'sse', 'poll'];
+  var STATE_OF = { ws: 'live', sse: 'compat', poll: 'fallback' };
+
   function Transport(config, cursor, on) {
     this.wsPath = config.wsPath;
+    this.eventsPath = config.eventsPath;
     this.pollPath = config.pollPath;
-    this.mode = config.webSocket ? 'ws' : 'poll';  // 'poll' for good once WebSocket proves blocked
+    this.has = { ws: !!config.webSocket, sse: !!(config.eventSource && config.eventsPath), poll: true };
+    this.best = this.has.ws ? 'ws' : this.has.sse ? 'sse' : 'poll';  // what this browser can do at best
+    this.mode = this.best; // what connect() opens: lower while the better ones prove blocked
     this.cursor = cursor;
     this.on = on;
     this.state = 'connecting';
-    this.kind = null;      // 'ws' | 'poll' while one is up
+    this.kind = null;      // 'ws' | 'sse' | 'poll' while one is up
     this.ws = null;
+    this.es = null;
     this.pollXhr = null;
     this.attempt = 0;      // consecutive failures, for the backoff
-    this.wsBlocked = 0;    // WS failures while HTTP answered
+    this.blocked = 0;      // failures of this.mode while HTTP answered
     this.timer = null;
     this.countdown = null;
     this.retryAt = 0;
+    this.trial = null;     // {kind, conn}: a better transport being tried beside this one
+    this.upTimer = null;
+    this.upAttempt = 0;    // failed trials in a row, for the climb's backoff
     this.stopped = false;
   }
 
   var T = Transport.prototype;
+
+  // The next transport down from `kind` that this browser has.
+  T.below = function (kind) {
+    for (var i = LEVELS.indexOf(kind) + 1; i < LEVELS.length; i++) {
+      if (this.has[LEVELS[i]]) { return LEVELS[i]; }
+    }
+    return 'poll';
+  };
+
+  T.better = function (a, b) { return LEVELS.indexOf(a) < LEVELS.indexOf(b); };
 
   T.setState = function (state, secondsLeft) {
     this.state = state;
     this.on.state(state, secondsLeft);
   };
 
+  T.isUp = function () { return this.kind !== null && this.state === STATE_OF[this.kind]; };
+
   // Whether a frame can go out on the WebSocket now.
-  T.streaming = function () { return this.kind === 'ws' && this.ws !== null && this.state === 'live'; };
+  T.streaming = function () { return this.kind === 'ws' && this.ws !== null && this.isUp(); };
+
+  // Whether sending is by HTTP POST now (an event stream or long-poll is up).
+  T.posts = function () { return (this.kind === 'sse' || this.kind === 'poll') && this.isUp(); };
 
   // Sends a frame on the live WebSocket; false when it cannot (not live, or closing).
   T.send = function (frame) {
@@ -120,21 +150,35 @@
     if (this.countdown) { clearInterval(this.countdown); this.countdown = null; }
   };
 
+  function shut(conn) {
+    if (conn) { try { conn.close(); } catch (e) { /* already closed */ } }
+  }
+
+  // Drops the connection in use (not a trial).
   T.close = function () {
-    var ws = this.ws;
+    var ws = this.ws, es = this.es, xhr = this.pollXhr;
     this.ws = null;
-    if (ws) { try { ws.close(); } catch (e) { /* already closed */ } }
-    var xhr = this.pollXhr;
+    this.es = null;
     this.pollXhr = null;  // its callback sees it is stale and does nothing
+    shut(ws);
+    shut(es);
     if (xhr) { try { xhr.abort(); } catch (e) { /* already done */ } }
     this.kind = null;
     this.on.requeue();  // sent on a connection we dropped: resend (same client_id) on the next
+  };
+
+  T.stopTrial = function () {
+    if (this.upTimer) { clearTimeout(this.upTimer); this.upTimer = null; }
+    var trial = this.trial;
+    this.trial = null;
+    if (trial) { shut(trial.conn); }
   };
 
   // For good (the page stops: left, expired, name taken).
   T.stop = function () {
     this.stopped = true;
     this.clearTimers();
+    this.stopTrial();
     this.close();
   };
 
@@ -142,9 +186,11 @@
     this.clearTimers();
     if (this.stopped) { return; }
     this.close();
-    if (this.state !== 'reconnecting' && this.state !== 'fallback') { this.setState('connecting'); }
-    else if (this.state === 'reconnecting') { this.setState('reconnecting', 0); }
-    if (this.mode === 'ws') { this.openSocket(); } else { this.poll(); }
+    if (this.state === 'reconnecting') { this.setState('reconnecting', 0); }
+    else if (this.state !== 'fallback' && this.state !== 'compat') { this.setState('connecting'); }
+    if (this.mode === 'ws') { this.openSocket(false); }
+    else if (this.mode === 'sse') { this.openStream(false); }
+    else { this.poll(); }
   };
 
   // Waiting to reconnect: try now (back on the tab, the network is back).
@@ -175,9 +221,53 @@
     return key !== null;
   };
 
+  // A WebSocket or event stream that opened (hello: `frame`).  A trial takes over from the
+  // transport in use: that one is closed and the trial's replay starts at the cursor the trial
+  // was opened with, so what came in meanwhile is dropped by id (no gap, no duplicate).
+  T.opened = function (kind, conn, trial, frame) {
+    if (trial) {
+      this.trial = null;
+      this.clearTimers();
+      this.close();
+      this.mode = kind;
+      this.upAttempt = 0;
+    }
+    if (kind === 'ws') { this.ws = conn; } else { this.es = conn; }
+    this.kind = kind;
+    this.attempt = 0;
+    this.blocked = 0;
+    this.setState(STATE_OF[kind]);
+    this.on.hello(frame);
+    this.scheduleUp();
+  };
+
+  // After falling back, try the best transport again later: 0.5-1 s, then doubling up to 30 s.
+  T.scheduleUp = function () {
+    if (this.stopped || this.upTimer || this.trial || !this.better(this.best, this.mode)) { return; }
+    var self = this;
+    var delay = backoff(this.upAttempt + UP_FIRST_STEP, Math.random());
+    this.upAttempt += 1;
+    this.upTimer = setTimeout(function () {
+      self.upTimer = null;
+      if (!self.stopped && self.better(self.best, self.mode)) { self.tryUp(self.best); }
+    }, delay);
+  };
+
+  T.tryUp = function (kind) {
+    if (kind === 'ws') { this.openSocket(true); } else { this.openStream(true); }
+  };
+
+  // A trial of `kind` never got going: try the next better one than what is in use, else later.
+  T.trialFailed = function (kind) {
+    this.trial = null;
+    var next = this.below(kind);
+    if (this.better(next, this.mode)) { this.tryUp(next); return; }
+    this.scheduleUp();
+  };
+
   // ------------------------------------------------------------ WebSocket
 
-  T.openSocket = function () {
+  T.openSocket = function (trial) {
     var self = this;
     var loc = window.location;
     var url = (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + this.wsPath + this.cursor.query();
@@ -186,44 +276,96 @@
     try {
       ws = new window.WebSocket(url);
     } catch (e) {
-      this.socketFailed(false, 1006);
+      if (trial) { this.trialFailed('ws'); } else { this.failed('ws', false, 1006); }
       return;
     }
-    this.ws = ws;
+    if (trial) { this.trial = { kind: 'ws', conn: ws }; } else { this.ws = ws; }
+    function current() { return trial ? self.trial !== null && self.trial.conn === ws : self.ws === ws; }
     var openTimer = setTimeout(function () {
-      if (!hello && self.ws === ws) { try { ws.close(); } catch (e) { /* ignore */ } }
-    }, WS_OPEN_TIMEOUT_MS);
+      if (!hello && current()) { shut(ws); }
+    }, OPEN_TIMEOUT_MS);
 
     ws.onmessage = function (msg) {
-      if (self.ws !== ws) { return; }
+      if (!current()) { return; }
       var frame = parseJSON(msg.data);
       if (!frame) { return; }
       if (frame.type === 'hello') {
         hello = true;
         clearTimeout(openTimer);
-        self.kind = 'ws';
-        self.attempt = 0;
-        self.wsBlocked = 0;
-        self.setState('live');
-        self.on.hello(frame);
+        self.opened('ws', ws, trial, frame);
+        trial = false;  // it is the connection in use now
       } else {
         self.on.frame(frame);
       }
     };
     ws.onclose = function (ev) {
       clearTimeout(openTimer);
-      if (self.ws !== ws) { return; }
+      if (!current()) { return; }
+      if (trial) { self.trialFailed('ws'); return; }
       self.ws = null;
       self.kind = null;
-      self.socketFailed(hello, ev.code);
+      self.failed('ws', hello, ev.code);
     };
   };
 
-  T.socketFailed = function (wasLive, code) {
+  // ------------------------------------------------------------ Server-Sent Events
+
+  // EventSource reconnects by itself, but we close it on any error and reconnect ourselves, so
+  // the badge, the backoff and the climb back to WebSocket follow one set of rules.
+  T.openStream = function (trial) {
+    var self = this;
+    var es;
+    var hello = false;
+    try {
+      es = new window.EventSource(this.eventsPath + this.cursor.query());
+    } catch (e) {
+      if (trial) { this.trialFailed('sse'); } else { this.failed('sse', false, 0); }
+      return;
+    }
+    if (trial) { this.trial = { kind: 'sse', conn: es }; } else { this.es = es; }
+    function current() { return trial ? self.trial !== null && self.trial.conn === es : self.es === es; }
+    var openTimer = setTimeout(function () {
+      if (!hello && current()) { es.onerror(); }
+    }, OPEN_TIMEOUT_MS);
+
+    es.onmessage = function (msg) {
+      if (!current()) { return; }
+      var frame = parseJSON(msg.data);
+      if (!frame) { return; }
+      if (frame.type === 'hello') {
+        hello = true;
+        clearTimeout(openTimer);
+        self.opened('sse', es, trial, frame);
+        trial = false;
+      } else if (frame.type === 'end') {
+        // The server ended the stream and says why: left (for good), restarting, too slow...
+        shut(es);
+        if (!current()) { return; }
+        self.es = null;
+        self.kind = null;
+        if (!frame.reconnect && frame.reason === 'left') { self.on.requeue(); self.on.socketClosed(); self.on.fatal('left_room'); return; }
+        self.failed('sse', hello, 0);
+      } else {
+        self.on.frame(frame);
+      }
+    };
+    es.onerror = function () {
+      clearTimeout(openTimer);
+      shut(es);
+      if (!current()) { return; }
+      if (trial) { self.trialFailed('sse'); return; }
+      self.es = null;
+      self.kind = null;
+      self.failed('sse', hello, 0);
+    };
+  };
+
+  // The WebSocket or event stream in use closed (`wasLive`: after its hello).
+  T.failed = function (kind, wasLive, code) {
     var self = this;
     this.on.requeue();
     this.on.socketClosed();
-    var key = fatalClose(code);
+    var key = code ? fatalClose(code) : null;
     if (key) { this.on.fatal(key); return; }
     if (wasLive) {
       this.scheduleReconnect();  // after 1001 (restart), 1013 (too slow), a network drop...
@@ -236,11 +378,15 @@
       self.pollXhr = null;
       if (self.stopped || self.fatal(status)) { return; }
       if (status === 200 && data) {
-        self.wsBlocked += 1;
-        if (self.wsBlocked >= WS_BLOCKED_AFTER) {
-          // HTTP works and WebSocket does not (a proxy, an old server): long-poll from here on.
-          self.mode = 'poll';
-          self.pollAnswer(data);
+        self.blocked += 1;
+        if (self.blocked >= BLOCKED_AFTER) {
+          // HTTP works and this transport does not (a proxy, an old server): the next one down,
+          // while a timer tries the better one again now and then.
+          self.blocked = 0;
+          self.mode = self.below(kind);
+          self.upAttempt = 0;
+          if (self.mode === 'poll') { self.pollAnswer(data); } else { self.connect(); }
+          self.scheduleUp();
           return;
         }
       }
@@ -252,6 +398,7 @@
 
   T.poll = function () {
     var self = this;
+    if (this.stopped || this.mode !== 'poll') { return; }  // moved up meanwhile
     // The first poll of a connection answers at once (we are live from then on); later ones wait.
     var wait = this.kind === 'poll' ? POLL_WAIT_S : 0;
     this.pollXhr = request('GET', this.pollUrl('wait=' + wait), null, function (status, data, xhr) {

@@ -80,7 +80,7 @@ async def test_two_users_chat_live_both_ways_and_see_join_and_leave(chat_server)
 
 
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
-async def test_browser_without_websocket_falls_back_to_long_poll_and_chats(chat_server):
+async def test_browser_without_websocket_falls_back_to_server_sent_events_and_chats(chat_server):
     async with chromium() as browser:
         lia = await person(browser, chat_server, "Lia")
         await lia.page.context.add_init_script(NO_WEBSOCKET)
@@ -88,9 +88,9 @@ async def test_browser_without_websocket_falls_back_to_long_poll_and_chats(chat_
         tono = await person(browser, chat_server, "Tono")  # has WebSocket, but it never connects
         await tono.page.context.add_init_script(BLOCKED_WEBSOCKET)
 
-        await lia.join("lobby", live_state="fallback")
+        await lia.join("lobby", live_state="compat")
         assert await lia.page.evaluate("typeof window.WebSocket") == "undefined"
-        await expect(lia.status).to_have_text("Long-poll fallback")
+        await expect(lia.status).to_have_text("Live (compatibility mode)")
         await wira.join("lobby")
         await expect(lia.page.locator("#users")).to_contain_text("Wira")
         await expect(lia.page.locator("#user-count")).to_have_text("2")
@@ -102,8 +102,8 @@ async def test_browser_without_websocket_falls_back_to_long_poll_and_chats(chat_
         await expect(lia.page.locator("#outbox li")).to_have_count(0)
         await expect(lia.texts).to_have_text(["halo dari browser lama", "halo juga, Lia"])
 
-        await tono.join("lobby", live_state="fallback")
-        await expect(tono.status).to_have_text("Long-poll fallback")
+        await tono.join("lobby", live_state="compat")  # blocked WebSocket: one rung down
+        await expect(tono.status).to_have_text("Live (compatibility mode)")
         await expect(wira.page.locator("#users")).to_contain_text("Tono")
         await tono.say("saya juga tanpa WebSocket")
         await expect(wira.message("saya juga tanpa WebSocket")).to_be_visible()

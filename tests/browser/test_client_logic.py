@@ -259,3 +259,21 @@ async def test_timestamps_strings_and_backoff():
     assert got["backoff"][2:] == [3000, 15000, 30000]  # [d/2, d], d = 0.5 s doubling, at most 30 s
     assert got["fatal"] == ["expired", "name_taken", None, None, None]
     assert got["closes"] == ["left_room", "name_taken", None, None, None]
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_the_transport_ladder_starts_at_the_best_the_browser_has_and_skips_what_it_lacks():
+    async with chromium() as browser:
+        client = await client_page(browser, "cursor.js", "transport.js")
+        got = await client.run("""() => {
+            const make = (ws, es) => new Obrolan.Transport(
+              {wsPath: '/ws', eventsPath: '/events', pollPath: '/messages', webSocket: ws, eventSource: es},
+              new Obrolan.Cursor('e', 5), {});
+            const all = make(true, true), noEs = make(true, false), noWs = make(false, true), none = make(false, false);
+            return {
+              best: [all, noEs, noWs, none].map(t => t.best),
+              below: [all.below('ws'), all.below('sse'), noEs.below('ws'), noWs.below('sse')],
+            };
+        }""")
+    assert got["best"] == ["ws", "ws", "sse", "poll"]
+    assert got["below"] == ["sse", "poll", "poll", "poll"]  # without EventSource, WebSocket's next is long-poll

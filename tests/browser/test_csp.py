@@ -1,5 +1,5 @@
 """The pages under their Content-Security-Policy, in a real Chromium: everything still works (join,
-live chat over WebSocket and over the long-poll fallback, older messages, leave) and the browser
+live chat over WebSocket, Server-Sent Events and long-poll, older messages, leave) and the browser
 reports no violation; and no other site can frame a page (clickjacking the Leave and Send forms)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.browser
 
 NO_WEBSOCKET = "delete window.WebSocket; window.WebSocket = undefined;"
+NO_EVENTSOURCE = "delete window.EventSource; window.EventSource = undefined;"
 # Runs before the page's own scripts in every document (Playwright's init scripts are not subject
 # to the page's CSP); the binding carries each report out of the page as it happens.
 REPORT_VIOLATIONS = """
@@ -58,6 +59,10 @@ async def test_the_pages_work_under_their_policy_with_no_violation(chat_server):
         budi = await person(browser, chat_server, "Budi")
         budi_violations = await watched(budi.page.context, budi)
         await budi.page.context.add_init_script(NO_WEBSOCKET)
+        await budi.page.context.add_init_script(NO_EVENTSOURCE)
+        dewi = await person(browser, chat_server, "Dewi")
+        dewi_violations = await watched(dewi.page.context, dewi)
+        await dewi.page.context.add_init_script(NO_WEBSOCKET)  # EventSource, under connect-src
 
         answer = await ani.page.goto(chat_server.url + "/")
         assert answer is not None and "frame-ancestors 'none'" in answer.headers["content-security-policy"]
@@ -67,7 +72,11 @@ async def test_the_pages_work_under_their_policy_with_no_violation(chat_server):
         await expect(budi.message("halo dari WebSocket")).to_be_visible()
         await budi.say("halo dari long-poll")
         await expect(ani.message("halo dari long-poll")).to_be_visible()
-        await expect(ani.page.locator("#user-count")).to_have_text("3")  # the user list, rendered by script
+        await dewi.join("Proyek PBO", live_state="compat")  # no WebSocket: Server-Sent Events
+        await dewi.say("halo dari SSE")
+        await expect(ani.message("halo dari SSE")).to_be_visible()
+        await expect(dewi.message("halo dari long-poll")).to_be_visible()
+        await expect(ani.page.locator("#user-count")).to_have_text("4")  # the user list, rendered by script
 
         await ani.page.click("#older")  # loaded in place by the script
         await expect(ani.message("lama 0")).to_be_visible()
@@ -78,9 +87,10 @@ async def test_the_pages_work_under_their_policy_with_no_violation(chat_server):
         await ani.page.reload()  # the server-rendered page again, then live again
         await expect(ani.status).to_have_attribute("data-state", "live")
 
-        for who in (ani, budi):
+        for who in (ani, budi, dewi):
             who.assert_no_page_errors()
-        assert ani_violations == [] and budi_violations == [], (ani_violations, budi_violations)
+        assert ani_violations == budi_violations == dewi_violations == [], (
+            ani_violations, budi_violations, dewi_violations)
 
 
 class OtherSite(tornado.web.RequestHandler):
