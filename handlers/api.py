@@ -157,3 +157,11 @@ class RoomsHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.send_json({"status": "draining" if self.hub.closing else "ok"}, 503 if self.hub.closing else 200)
+
+
+class ReadyHandler(BaseHandler):
+    """Readiness, for balancers and orchestrators; /healthz stays liveness (the process runs)."""
+
+    async def get(self) -> None:
+        await self.hub.check_ready()  # NotReady: 503 through write_error
+        self.send_json({"ready": True})

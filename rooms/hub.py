@@ -25,7 +25,7 @@ from typing import Any
 
 from . import validation
 from .buffer import RoomBuffer
-from .errors import ChatError, Forbidden, NoSuchRoom
+from .errors import ChatError, Forbidden, NoSuchRoom, NotReady
 from .members import Attendance, Membership, Poll
 from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
 from .ports import Backend, Ending, Listener
@@ -39,6 +39,7 @@ READ_LIMIT_MAX = 1000  # events in one answer; the client continues from the cur
 ROOM_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-polls to be answered
 SHUTDOWN_TASKS_S = 2.0  # then this long at most for background announcements (leaves) to finish
+READY_CHECK_TIMEOUT_S = 2.0  # a store that takes longer to answer a ping is not ready
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
 
 
@@ -94,6 +95,20 @@ class Hub:
         await self.broker.close()
         await self.presence.close()
         await self.store.close()
+
+    async def check_ready(self) -> None:
+        """Return if this process should get traffic; raise NotReady with the reason if not.
+
+        Shutting down is not ready even though the store may answer: a balancer that sees it
+        sends new clients elsewhere while this process finishes its own."""
+        if self.closing:
+            raise NotReady("shutting down")
+        try:
+            await asyncio.wait_for(self.store.ping(), READY_CHECK_TIMEOUT_S)
+        except TimeoutError:
+            raise NotReady(f"the store did not answer within {READY_CHECK_TIMEOUT_S:g} s") from None
+        except ChatError as exc:
+            raise NotReady(f"the store does not answer: {exc.detail}") from None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; close() waits a little for what is left."""

@@ -71,6 +71,10 @@ class Store(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Return once the store answers; raise a ChatError (e.g. Unavailable) if it does not.
+        A store in this process's memory always answers."""
+
     @abstractmethod
     async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
         """The room's epoch, newest id and up to ``recent_max`` newest events (oldest first).
