@@ -26,9 +26,10 @@ import tornado.web
 
 from backends import open_backend
 from handlers import AppConfig, NotFoundHandler, routes
-from handlers.base import log_failed_request
+from handlers.base import request_logger
 from handlers.pinger import Heartbeat, Pinger
 from handlers.ws import WS_MAX_FRAME_BYTES
+from ops.logs import configure_logging
 from rooms import ChatError, Hub, HubConfig, Retention
 from settings import (
     SettingError,
@@ -71,9 +72,6 @@ def make_app(settings: Settings | None = None) -> ChatApp:
     hub = Hub(backend, HubConfig(**hub_config_values(settings)))
     config = AppConfig(cookie_secret=load_cookie_secret(settings), pinger=Pinger(settings.ping_interval),
                        heartbeat=Heartbeat(settings.heartbeat_interval), **app_config_values(settings))
-    # Any, as in Application's own **settings: a dict of one value type would also be checked
-    # against its typed default_host and transforms parameters.
-    log_settings: dict[str, Any] = {} if settings.access_log else {"log_function": log_failed_request}
     app = ChatApp(
         routes(hub, config),
         template_path=str(HERE / "templates"),
@@ -86,7 +84,7 @@ def make_app(settings: Settings | None = None) -> ChatApp:
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},
         debug=settings.debug,
-        **log_settings,
+        log_function=request_logger(settings.access_log),
     )
     app.hub = hub
     return app
@@ -198,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(exc.line, file=sys.stderr)
         sys.exit(2)
     port = sockets[0].getsockname()[1]  # the one the system picked for --port=0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
     load_translations()
     parent_fd = fork_workers(workers) if workers > 1 else None
     try:

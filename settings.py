@@ -272,11 +272,20 @@ TRUST_PROXY = Option("trust_proxy", bool, False, "",
                      "(Tornado's `xheaders`) for the client's address and whether it came over https (then the "
                      "session cookie is `Secure`); turn on only when every request comes through a proxy that "
                      "sets them, such as [deploy/nginx.conf](deploy/nginx.conf), since anyone can send them")
+LOG_FORMAT = Option("log_format", str, "text", "",
+                    "log output on stderr: `text` (one readable line) or `json` (one JSON object per line: time, "
+                    "level, logger, message, and for requests method, path without the query, status, "
+                    "duration_ms); see [docs/operations.md](docs/operations.md)",
+                    one_of("text", "json"), metavar="FORMAT")
+LOG_LEVEL = Option("log_level", str, "info", "",
+                   "the least important log lines written: `debug` (also every request), `info`, `warning` or "
+                   "`error`", one_of("debug", "info", "warning", "error"), metavar="LEVEL")
 
 OPTIONS: tuple[Option[Any], ...] = (
     PORT, ADDRESS, DATA_DIR, STORE, HISTORY_MAX_EVENTS, HISTORY_MAX_AGE, COOKIE_SECRET, ALLOWED_ORIGINS,
     BUFFER_SIZE, PRESENCE_GRACE, RATE_LIMIT, RATE_BURST, MAX_MESSAGE_LENGTH, MAX_BACKLOG, PING_INTERVAL,
     HEARTBEAT_INTERVAL, DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY, TRUST_PROXY,
+    LOG_FORMAT, LOG_LEVEL,
 )
 BY_FLAG: dict[str, Option[Any]] = {option.flag: option for option in OPTIONS}
 LISTEN_OPTIONS = ("port", "address")  # returned beside Settings: make_app does not read them
@@ -307,6 +316,8 @@ class Settings:
     processes: int = PROCESSES.default
     presence_expiry: float = PRESENCE_EXPIRY.default  # seconds
     trust_proxy: bool = TRUST_PROXY.default  # read by serve() (HTTPServer xheaders), not by make_app
+    log_format: str = LOG_FORMAT.default  # read by main(), not by make_app
+    log_level: str = LOG_LEVEL.default  # read by main(), not by make_app
 
 
 # -- Tornado definitions, environment and command line ---------------------------------------
