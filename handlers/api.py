@@ -72,6 +72,8 @@ class MessagesHandler(RoomPage):
             self._poll.cancel()  # it went before the wait began: still present, nobody to answer
         sl = await self._poll
         if sl is not None:
+            if sl.events:
+                self.hub.metrics.delivered("longpoll", len(sl.events))
             self.send_json(slice_body(sl))
 
     def on_connection_close(self) -> None:

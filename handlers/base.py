@@ -152,6 +152,7 @@ class SessionMixin(_Handler):
         """The one mapping of an error to an answer: JSON for the API, a page for a browser."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
+        self.hub.metrics.error(error.code)
         self.set_error_status(error)
         self.finish(self.error_body(error))
 

@@ -37,6 +37,7 @@ STREAM_DRAIN_TIMEOUT_S = 5.0  # an ended stream's unsent bytes get this long to 
 
 
 class EventsHandler(BaseHandler):
+    transport = "stream"  # rooms.ports.Listener, for metrics
     member: Membership | None = None
     _writer: DirectWriter | None = None
     _chunked = True

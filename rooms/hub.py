@@ -28,7 +28,7 @@ from .buffer import RoomBuffer
 from .errors import ChatError, Forbidden, NoSuchRoom, NotReady
 from .members import Attendance, Membership, Poll
 from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
-from .ports import Backend, Ending, Listener
+from .ports import NO_METRICS, Backend, Ending, Listener, Metrics
 from .ratelimit import TokenBucketLimiter
 from .room import Room
 
@@ -53,8 +53,16 @@ class HubConfig:
     room_idle_s: float = 300.0
 
 
+@dataclass(frozen=True)
+class Census:
+    rooms_loaded: int
+    connections: dict[str, int]  # live listeners by transport ("websocket", "stream")
+    longpolls_waiting: int
+
+
 class Hub:
-    def __init__(self, backend: Backend, config: HubConfig | None = None) -> None:
+    def __init__(self, backend: Backend, config: HubConfig | None = None, metrics: Metrics = NO_METRICS) -> None:
+        self.metrics = metrics
         self.store = backend.store
         self.broker = backend.broker
         self.presence = backend.presence
@@ -95,6 +103,16 @@ class Hub:
         await self.broker.close()
         await self.presence.close()
         await self.store.close()
+
+    def census(self) -> Census:
+        """What is loaded and connected now, for gauges read when metrics are scraped."""
+        connections: dict[str, int] = {}
+        waiting = 0
+        for room in self._rooms.values():
+            waiting += room.waiting
+            for listener in room.listeners:
+                connections[listener.transport] = connections.get(listener.transport, 0) + 1
+        return Census(len(self._rooms), connections, waiting)
 
     async def check_ready(self) -> None:
         """Return if this process should get traffic; raise NotReady with the reason if not.
@@ -153,7 +171,7 @@ class Hub:
             state = await self.store.open_room(name, self.config.buffer_size, create)
             if not state.exists:
                 raise NoSuchRoom(f"there is no room {name!r}: join it first (POST /join creates it)")
-            room = Room(name, self._buffer(state))
+            room = Room(name, self._buffer(state), metrics=self.metrics)
             self._rooms[name] = room
             future.set_result(room)
             return room
@@ -306,6 +324,7 @@ class Hub:
             event, created = await self.store.append(draft)
             if created:
                 self.broker.publish(room.name, event)
+                self.metrics.event_stored(event.type)  # here only: other processes relay, not count
             return event, created
         finally:
             room.writing -= 1

@@ -8,6 +8,7 @@
 :class:`PresenceStore`    room-wide presence when several processes serve one room
 :class:`Core`             what a broker or presence store may call on the hub
 :class:`Listener`         a live recipient (a WebSocket, a stream), as the hub sees it
+:class:`Metrics`          what the hub counts for operators (default: nothing)
 ========================  ==========================================================
 
 Backends (``backends/``) implement the first three and are handed a :class:`Core`;
@@ -39,6 +40,9 @@ class Ending(enum.Enum):
 
 class Listener(Protocol):
     """A live recipient of a room's broadcasts."""
+
+    # What it is, for metrics: "websocket", "stream".
+    transport: str
 
     def send_batch(self, batch: Batch, own: list[Payload] | None) -> None:
         """Everything broadcast to the room in one loop iteration, in order, then ``own``:
@@ -214,6 +218,28 @@ class PresenceStore:
     async def left(self, room: str, session: Session, was_member: bool) -> bool:
         """Explicit leave; True if the session was present (and now is not)."""
         return was_member
+
+
+class Metrics:
+    """What the core counts for the people who run the server (``ops.metrics`` exports it).
+
+    This default counts nothing.  Every call is made once per event or per batch, never per
+    recipient: a room of a thousand members costs one call per flush.  Gauges (connections,
+    rooms, waiting long-polls) are not counted here: the exporter reads ``Hub.census()`` when
+    it is scraped, which costs the hot path nothing.
+    """
+
+    def event_stored(self, kind: str) -> None:
+        """This process stored (and publishes) an event of type ``kind``: counted once, here."""
+
+    def delivered(self, transport: str, events: int) -> None:
+        """``events`` events were handed to clients over ``transport`` (a sum over one batch)."""
+
+    def error(self, code: str) -> None:
+        """An error with ``code`` (docs/protocol.md) was answered to a client."""
+
+
+NO_METRICS = Metrics()
 
 
 @dataclass(frozen=True, slots=True)

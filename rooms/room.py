@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .buffer import RoomBuffer
 from .models import Batch, Payload
-from .ports import Listener
+from .ports import NO_METRICS, Listener, Metrics
 from .presence import RoomPresence
 
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
@@ -36,6 +36,7 @@ class Room:
     replies: dict[Listener, list[Payload]] = field(default_factory=dict)  # queued behind the outbox
     # Sessions whose leave (after the grace) is being stored: a return waits for it, then joins anew.
     leaving: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    metrics: Metrics = NO_METRICS
 
     @property
     def waiting(self) -> int:
@@ -69,10 +70,22 @@ class Room:
         batch = Batch(latest_presence_only(self.outbox))
         replies, self.outbox, self.replies = self.replies, [], {}
         # A listener may close (and leave the set) while we send: iterate a copy.
-        for listener in tuple(self.listeners):
+        listeners = tuple(self.listeners)
+        for listener in listeners:
             listener.send_batch(batch, replies.pop(listener, None))
+        if self.metrics is not NO_METRICS:
+            self._count_deliveries(len(batch.payloads), listeners)
         for listener, own in replies.items():  # left the room meanwhile: its replies still go
             listener.send_own(own)
+
+    def _count_deliveries(self, events: int, listeners: tuple[Listener, ...]) -> None:
+        """One metrics call per transport per batch, whatever the number of listeners (a metrics
+        call takes a lock; tallying a dict does not)."""
+        counts: dict[str, int] = {}
+        for listener in listeners:
+            counts[listener.transport] = counts.get(listener.transport, 0) + 1
+        for transport, count in counts.items():
+            self.metrics.delivered(transport, events * count)
 
     # -- long-poll waiters ----------------------------------------------------------
 
