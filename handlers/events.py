@@ -149,6 +149,7 @@ class EventsHandler(BaseHandler):
         if self._writer is None or self._ended.done():
             return
         if not self._writer.write(data):
+            self.hub.metrics.slow_reader_closed(self.transport)
             log.info("ending slow stream reader %s in %s", self.session.name, self.room)
             self.end(Ending.SLOW)
 

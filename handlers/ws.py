@@ -188,5 +188,6 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
         if ws is None or ws.is_closing() or self._writer is None:
             return
         if not self._writer.write(data):
+            self.hub.metrics.slow_reader_closed(self.transport)
             log.info("closing slow reader %s in %s", self.session.name, self.room)
             self.end(Ending.SLOW)

@@ -44,10 +44,14 @@ class PrometheusMetrics(Metrics):
                                   "by transport", ["transport"], registry=registry)
         self.errors = Counter("obrolan_errors", "errors answered to clients, by code (docs/protocol.md)", ["code"],
                               registry=registry)
+        self.slow_readers = Counter("obrolan_slow_readers_closed", "readers ended for falling more than "
+                                    "--max-backlog behind, by transport", ["transport"], registry=registry)
         for kind in EVENT_TYPES:
             self.events.labels(kind)
         for transport in TRANSPORTS:
             self.deliveries.labels(transport)
+        for transport in ("websocket", "stream"):
+            self.slow_readers.labels(transport)
 
     def event_stored(self, kind: str) -> None:
         self.events.labels(kind).inc()
@@ -57,6 +61,9 @@ class PrometheusMetrics(Metrics):
 
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()
+
+    def slow_reader_closed(self, transport: str) -> None:
+        self.slow_readers.labels(transport).inc()
 
 
 class HubCollector(Collector):
@@ -80,6 +87,9 @@ class HubCollector(Collector):
                                 value=census.longpolls_waiting)
         yield GaugeMetricFamily("obrolan_store_up", "1 if the store (with --redis-url, Redis) answered a ping at "
                                 "this scrape, else 0", value=self.store_up)
+        if self.store == "redis":  # the shared store is Redis: the same ping, under the name alerts expect
+            yield GaugeMetricFamily("obrolan_redis_up", "1 if Redis answered a ping at this scrape, else 0",
+                                    value=self.store_up)
         info = GaugeMetricFamily("obrolan_build_info", "always 1; the labels say what runs",
                                  labels=["version", "store"])
         info.add_metric([version(), self.store], 1)

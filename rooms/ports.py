@@ -238,6 +238,9 @@ class Metrics:
     def error(self, code: str) -> None:
         """An error with ``code`` (docs/protocol.md) was answered to a client."""
 
+    def slow_reader_closed(self, transport: str) -> None:
+        """A reader over ``transport`` fell more than --max-backlog behind and was ended."""
+
 
 NO_METRICS = Metrics()
 
