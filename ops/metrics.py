@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 
 import tornado.web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from rooms import ChatError, Hub
@@ -24,6 +24,10 @@ STORE_PING_TIMEOUT_S = 2.0  # a store that takes longer to answer the scrape's p
 # Transports always exported (at 0 when unused), so a dashboard's series exist from the start.
 TRANSPORTS = ("websocket", "stream", "longpoll")
 EVENT_TYPES = ("message", "join", "leave")
+# Seconds: a group commit takes about a millisecond, a loop iteration less; a second is already bad.
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Members present per loaded room (through this process).
+MEMBER_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 def version() -> str:
@@ -46,6 +50,12 @@ class PrometheusMetrics(Metrics):
                               registry=registry)
         self.slow_readers = Counter("obrolan_slow_readers_closed", "readers ended for falling more than "
                                     "--max-backlog behind, by transport", ["transport"], registry=registry)
+        self.append_seconds = Histogram("obrolan_store_append_seconds", "from an append's call to the store's "
+                                        "commit (what an ack waits for)", buckets=LATENCY_BUCKETS_S,
+                                        registry=registry)
+        self.send_seconds = Histogram("obrolan_publish_to_send_seconds", "from a batch's first event reaching a "
+                                      "room to the end of its write to the room's first listener",
+                                      buckets=LATENCY_BUCKETS_S, registry=registry)
         for kind in EVENT_TYPES:
             self.events.labels(kind)
         for transport in TRANSPORTS:
@@ -62,6 +72,12 @@ class PrometheusMetrics(Metrics):
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()
 
+    def store_appended(self, seconds: float) -> None:
+        self.append_seconds.observe(seconds)
+
+    def batch_sent(self, seconds: float) -> None:
+        self.send_seconds.observe(seconds)
+
     def slow_reader_closed(self, transport: str) -> None:
         self.slow_readers.labels(transport).inc()
 
@@ -74,7 +90,7 @@ class HubCollector(Collector):
         self.store = store
         self.store_up = 1  # set by MetricsHandler just before each scrape
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         census = self.hub.census()
         connections = GaugeMetricFamily("obrolan_connections", "live connections, by transport (a long-poll "
                                         "counts while it waits)", labels=["transport"])
@@ -83,6 +99,7 @@ class HubCollector(Collector):
             connections.add_metric([transport], live.get(transport, 0))
         yield connections
         yield GaugeMetricFamily("obrolan_rooms_loaded", "rooms held in memory", value=census.rooms_loaded)
+        yield members_histogram(census.room_members)
         yield GaugeMetricFamily("obrolan_longpoll_waiting", "long-polls waiting for an event",
                                 value=census.longpolls_waiting)
         yield GaugeMetricFamily("obrolan_store_up", "1 if the store (with --redis-url, Redis) answered a ping at "
@@ -94,6 +111,16 @@ class HubCollector(Collector):
                                  labels=["version", "store"])
         info.add_metric([version(), self.store], 1)
         yield info
+
+
+def members_histogram(counts: list[int]) -> HistogramMetricFamily:
+    """Members per loaded room, as a histogram built at scrape time from the census."""
+    cumulative = []
+    for bound in MEMBER_BUCKETS:
+        cumulative.append((str(float(bound)), sum(1 for count in counts if count <= bound)))
+    cumulative.append(("+Inf", len(counts)))
+    return HistogramMetricFamily("obrolan_room_members", "members present per loaded room (through this "
+                                 "process)", buckets=cumulative, sum_value=sum(counts))
 
 
 class MetricsHandler(tornado.web.RequestHandler):

@@ -58,6 +58,7 @@ class Census:
     rooms_loaded: int
     connections: dict[str, int]  # live listeners by transport ("websocket", "stream")
     longpolls_waiting: int
+    room_members: list[int]  # members present through this process, per loaded room
 
 
 class Hub:
@@ -108,11 +109,13 @@ class Hub:
         """What is loaded and connected now, for gauges read when metrics are scraped."""
         connections: dict[str, int] = {}
         waiting = 0
+        members: list[int] = []
         for room in self._rooms.values():
             waiting += room.waiting
+            members.append(len(room.presence.members))
             for listener in room.listeners:
                 connections[listener.transport] = connections.get(listener.transport, 0) + 1
-        return Census(len(self._rooms), connections, waiting)
+        return Census(len(self._rooms), connections, waiting, members)
 
     async def check_ready(self) -> None:
         """Return if this process should get traffic; raise NotReady with the reason if not.
@@ -321,7 +324,10 @@ class Hub:
 
     async def _store_and_publish(self, room: Room, draft: Draft) -> tuple[Event, bool]:
         try:
+            started = time.monotonic() if self.metrics is not NO_METRICS else 0.0
             event, created = await self.store.append(draft)
+            if self.metrics is not NO_METRICS:
+                self.metrics.store_appended(time.monotonic() - started)
             if created:
                 self.broker.publish(room.name, event)
                 self.metrics.event_stored(event.type)  # here only: other processes relay, not count

@@ -223,10 +223,11 @@ class PresenceStore:
 class Metrics:
     """What the core counts for the people who run the server (``ops.metrics`` exports it).
 
-    This default counts nothing.  Every call is made once per event or per batch, never per
-    recipient: a room of a thousand members costs one call per flush.  Gauges (connections,
-    rooms, waiting long-polls) are not counted here: the exporter reads ``Hub.census()`` when
-    it is scraped, which costs the hot path nothing.
+    This default counts nothing (and the hub does not even read the clock for it).  Every call
+    is made once per event or per batch, never per recipient: a room of a thousand members costs
+    one call per flush.  Gauges (connections, rooms, waiting long-polls, members per room) are not
+    counted here: the exporter reads ``Hub.census()`` when it is scraped, which costs the hot path
+    nothing.
     """
 
     def event_stored(self, kind: str) -> None:
@@ -237,6 +238,13 @@ class Metrics:
 
     def error(self, code: str) -> None:
         """An error with ``code`` (docs/protocol.md) was answered to a client."""
+
+    def store_appended(self, seconds: float) -> None:
+        """An append took ``seconds`` from the call to the store's commit (what an ack waits for)."""
+
+    def batch_sent(self, seconds: float) -> None:
+        """``seconds`` from a batch's first event reaching this room (delivered by the broker) to
+        the end of its write to the room's first listener."""
 
     def slow_reader_closed(self, transport: str) -> None:
         """A reader over ``transport`` fell more than --max-backlog behind and was ended."""

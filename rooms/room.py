@@ -37,6 +37,7 @@ class Room:
     # Sessions whose leave (after the grace) is being stored: a return waits for it, then joins anew.
     leaving: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     metrics: Metrics = NO_METRICS
+    outbox_at: float = 0.0  # monotonic seconds: when the pending batch's first payload was queued
 
     @property
     def waiting(self) -> int:
@@ -54,6 +55,8 @@ class Room:
             return
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self.flush)
+            if self.metrics is not NO_METRICS:
+                self.outbox_at = time.monotonic()
         self.outbox.append(payload)
 
     def reply(self, listener: Listener, payload: Payload) -> None:
@@ -71,10 +74,17 @@ class Room:
         replies, self.outbox, self.replies = self.replies, [], {}
         # A listener may close (and leave the set) while we send: iterate a copy.
         listeners = tuple(self.listeners)
-        for listener in listeners:
-            listener.send_batch(batch, replies.pop(listener, None))
-        if self.metrics is not NO_METRICS:
+        if self.metrics is not NO_METRICS and listeners:
+            # The first listener's write is timed (batch queued -> bytes handed to its socket); then
+            # the rest, and one count per transport for the whole batch.
+            listeners[0].send_batch(batch, replies.pop(listeners[0], None))
+            self.metrics.batch_sent(time.monotonic() - self.outbox_at)
+            for listener in listeners[1:]:
+                listener.send_batch(batch, replies.pop(listener, None))
             self._count_deliveries(len(batch.payloads), listeners)
+        else:
+            for listener in listeners:
+                listener.send_batch(batch, replies.pop(listener, None))
         for listener, own in replies.items():  # left the room meanwhile: its replies still go
             listener.send_own(own)
 

@@ -56,6 +56,10 @@ async def test_metrics_move_as_a_chat_goes(tmp_path):
         assert value(during, "obrolan_connections", transport="websocket") == 1
         assert value(during, "obrolan_connections", transport="longpoll") == 1
         assert value(during, "obrolan_rooms_loaded") == 1
+        assert value(during, "obrolan_room_members_count") == 1  # one room ...
+        assert value(during, "obrolan_room_members_sum") == 2  # ... with Ani and Budi
+        assert value(during, "obrolan_room_members_bucket", le="1.0") == 0
+        assert value(during, "obrolan_room_members_bucket", le="2.0") == 1
 
         await a.send({"type": "message", "text": "satu"})
         await a.recv_until(is_event("message", "Ani"))
@@ -73,6 +77,8 @@ async def test_metrics_move_as_a_chat_goes(tmp_path):
         assert moved("obrolan_deliveries_total", transport="websocket") >= 1  # the message to Ani's socket
         assert moved("obrolan_deliveries_total", transport="longpoll") >= 1  # and in Budi's answer
         assert moved("obrolan_errors_total", code=refused.json["error"]) == 1
+        assert moved("obrolan_store_append_seconds_count") == 3  # the two joins and the message
+        assert moved("obrolan_publish_to_send_seconds_count") >= 1  # a batch reached Ani's socket
     finally:
         api.close()
         metrics.close()
