@@ -9,6 +9,7 @@ one), so that tests can run several apps in one process.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 from importlib import metadata
 
@@ -30,6 +31,7 @@ LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 MEMBER_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
+@functools.cache  # read once: it does not change while the process runs
 def version() -> str:
     try:
         return metadata.version("obrolan")
