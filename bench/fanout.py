@@ -108,7 +108,10 @@ def build(server: Server, plan: Plan, name_prefix: str = "u") -> tuple[list[Conn
     polls: list[Conn] = []
     n_ws, n_poll = plan.rooms * plan.members, plan.rooms * plan.pollers
     names = [f"{name_prefix}{i}" for i in range(n_ws + n_poll)]
-    tokens = server.tokens(names)
+    # Each user joins the room it will be in: a WebSocket to a room nobody joined is a 404.
+    rooms = ([room_name(r) for r in range(plan.rooms) for _ in range(plan.members)]
+             + [room_name(r) for r in range(plan.rooms) for _ in range(plan.pollers)])
+    tokens = server.tokens(names, rooms)
     it = iter(zip(names, tokens, strict=True))
     for r in range(plan.rooms):
         probes = spread(plan.members, plan.members if plan.all_probes else PROBES_PER_ROOM)

@@ -141,8 +141,8 @@ class Server:
 
     # -- talking to it -------------------------------------------------------------
 
-    def tokens(self, names: list[str]) -> list[str | None]:
-        """Credentials per user (only Obrolan has sessions)."""
+    def tokens(self, names: list[str], rooms: list[str]) -> list[str | None]:
+        """Credentials per user, who joins the room beside its name (only Obrolan has sessions)."""
         return [None] * len(names)
 
     def ws_path(self, room: str, name: str) -> str:
@@ -167,12 +167,12 @@ class Obrolan(Server):
                 f"--data-dir={self.workdir / 'data'}", "--cookie-secret=bench-secret", "--rate-limit=0",
                 "--ping-interval=3600", "--store=memory", *self.extra_args]
 
-    def tokens(self, names: list[str]) -> list[str | None]:
+    def tokens(self, names: list[str], rooms: list[str]) -> list[str | None]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         out: list[str | None] = []
         try:
-            for name in names:
-                body = json.dumps({"name": name, "room": "bench"})
+            for name, room in zip(names, rooms, strict=True):
+                body = json.dumps({"name": name, "room": room})
                 conn.request("POST", "/join", body, {"Content-Type": "application/json",
                                                      "Accept": "application/json"})
                 resp = conn.getresponse()
