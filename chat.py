@@ -23,14 +23,21 @@ import tornado.locale
 import tornado.netutil
 import tornado.process
 import tornado.web
+from prometheus_client import CollectorRegistry
 
 from backends import open_backend
 from handlers import AppConfig, NotFoundHandler, routes
-from handlers.base import log_failed_request
+from handlers.base import request_logger
 from handlers.pinger import Heartbeat, Pinger
 from handlers.ws import WS_MAX_FRAME_BYTES
+from ops.logs import configure_logging
+from ops.metrics import metrics_app, metrics_registry
 from rooms import ChatError, Hub, HubConfig, Retention
+from rooms.ports import NO_METRICS
 from settings import (
+    METRICS_PORT,
+    PORT,
+    Option,
     SettingError,
     Settings,
     app_config_values,
@@ -56,6 +63,7 @@ class ChatApp(tornado.web.Application):
     """The Tornado application, with the hub its handlers share."""
 
     hub: Hub
+    metrics_registry: CollectorRegistry | None  # with --metrics-port
 
 
 def make_app(settings: Settings | None = None) -> ChatApp:
@@ -68,12 +76,10 @@ def make_app(settings: Settings | None = None) -> ChatApp:
         raise ValueError("--presence-expiry must be more than 0 seconds")
     backend = open_backend(settings.store, settings.data_dir, retention, redis_url=settings.redis_url,
                            grace_s=settings.presence_grace, expiry_s=settings.presence_expiry)
-    hub = Hub(backend, HubConfig(**hub_config_values(settings)))
+    registry, metrics = metrics_registry() if settings.metrics_port else (None, NO_METRICS)
+    hub = Hub(backend, HubConfig(**hub_config_values(settings)), metrics)
     config = AppConfig(cookie_secret=load_cookie_secret(settings), pinger=Pinger(settings.ping_interval),
                        heartbeat=Heartbeat(settings.heartbeat_interval), **app_config_values(settings))
-    # Any, as in Application's own **settings: a dict of one value type would also be checked
-    # against its typed default_host and transforms parameters.
-    log_settings: dict[str, Any] = {} if settings.access_log else {"log_function": log_failed_request}
     app = ChatApp(
         routes(hub, config),
         template_path=str(HERE / "templates"),
@@ -86,9 +92,10 @@ def make_app(settings: Settings | None = None) -> ChatApp:
         default_handler_class=NotFoundHandler,
         default_handler_args={"hub": hub, "config": config},
         debug=settings.debug,
-        **log_settings,
+        log_function=request_logger(settings.access_log),
     )
     app.hub = hub
+    app.metrics_registry = registry
     return app
 
 
@@ -105,7 +112,7 @@ def load_translations() -> None:
 
 
 async def serve(settings: Settings, address: str, port: int, sockets: list[socket.socket] | None = None,
-                parent_fd: int | None = None) -> None:
+                parent_fd: int | None = None, metrics_sockets: list[socket.socket] | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or, in a worker, until the parent is gone)."""
     app = make_app(settings)
     hub = app.hub
@@ -115,6 +122,16 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
         server.add_sockets(sockets)  # main() bound them (before forking, with workers)
     else:
         server.listen(port, address)
+    metrics_server = None
+    if app.metrics_registry is not None:
+        store = "redis" if settings.redis_url else settings.store.partition(":")[0]
+        metrics_server = tornado.httpserver.HTTPServer(metrics_app(hub, app.metrics_registry, store,
+                                                                   request_logger(False)))
+        if metrics_sockets is not None:
+            metrics_server.add_sockets(metrics_sockets)
+        else:
+            metrics_server.listen(settings.metrics_port, address)
+        log.info("metrics on http://%s:%d/metrics", address, settings.metrics_port)
     log.info("Obrolan listening on http://%s:%d/ (store: %s, pid %d)", address, port,
              "redis" if settings.redis_url else settings.store, os.getpid())
     stop = asyncio.Event()
@@ -129,6 +146,8 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
     await stop.wait()
     log.info("shutting down")
     server.stop()  # stop accepting
+    if metrics_server is not None:
+        metrics_server.stop()
     await hub.close()  # answers long-polls, closes WebSockets with 1001, ends streams with "restarting"
     try:
         await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_S)
@@ -176,12 +195,12 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     raise SettingError("--event-loop", f"--event-loop must be asyncio or uvloop, not {name!r}")
 
 
-def bind(address: str, port: int) -> list[socket.socket]:
+def bind(address: str, port: int, option: Option[Any] = PORT) -> list[socket.socket]:
     """The listening sockets, bound before anything starts (and before workers fork)."""
     try:
         return tornado.netutil.bind_sockets(port, address)
     except OSError as exc:  # the port is taken, the address is not this machine's, ...
-        raise listen_error(exc, address, port) from None
+        raise listen_error(exc, address, port, option) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,16 +213,17 @@ def main(argv: list[str] | None = None) -> None:
             raise SettingError("--redis-url", "--redis-url needs the redis package: pip install -e '.[redis]'")
         settings.cookie_secret = prepare_data_dir(settings)  # once, before workers race to create it
         sockets = bind(address, port)
+        metrics_sockets = bind(address, settings.metrics_port, METRICS_PORT) if settings.metrics_port else None
     except SettingError as exc:
         print(exc.line, file=sys.stderr)
         sys.exit(2)
     port = sockets[0].getsockname()[1]  # the one the system picked for --port=0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
     load_translations()
     parent_fd = fork_workers(workers) if workers > 1 else None
     try:
         with asyncio.Runner(loop_factory=new_loop) as runner:
-            runner.run(serve(settings, address, port, sockets, parent_fd))
+            runner.run(serve(settings, address, port, sockets, parent_fd, metrics_sockets))
     except ChatError as exc:  # e.g. the history database cannot be opened: say why, no traceback
         log.error("cannot start: %s", exc.detail)
         sys.exit(1)

@@ -272,11 +272,24 @@ TRUST_PROXY = Option("trust_proxy", bool, False, "",
                      "(Tornado's `xheaders`) for the client's address and whether it came over https (then the "
                      "session cookie is `Secure`); turn on only when every request comes through a proxy that "
                      "sets them, such as [deploy/nginx.conf](deploy/nginx.conf), since anyone can send them")
+LOG_FORMAT = Option("log_format", str, "text", "",
+                    "log output on stderr: `text` (one readable line) or `json` (one JSON object per line: time, "
+                    "level, logger, message, and for requests method, path without the query, status, "
+                    "duration_ms); see [docs/operations.md](docs/operations.md)",
+                    one_of("text", "json"), metavar="FORMAT")
+LOG_LEVEL = Option("log_level", str, "info", "",
+                   "the least important log lines written: `debug` (also every request), `info`, `warning` or "
+                   "`error`", one_of("debug", "info", "warning", "error"), metavar="LEVEL")
+METRICS_PORT = Option("metrics_port", int, 0, "",
+                      "port of a second listener, on `--address`, serving Prometheus metrics at `/metrics` (the "
+                      "chat port never serves them); one process only for now; see "
+                      "[docs/operations.md](docs/operations.md)", numbers(0, PORT_MAX), zero="off", metavar="PORT")
 
 OPTIONS: tuple[Option[Any], ...] = (
     PORT, ADDRESS, DATA_DIR, STORE, HISTORY_MAX_EVENTS, HISTORY_MAX_AGE, COOKIE_SECRET, ALLOWED_ORIGINS,
     BUFFER_SIZE, PRESENCE_GRACE, RATE_LIMIT, RATE_BURST, MAX_MESSAGE_LENGTH, MAX_BACKLOG, PING_INTERVAL,
     HEARTBEAT_INTERVAL, DEBUG, EVENT_LOOP, ACCESS_LOG, REDIS_URL, PROCESSES, PRESENCE_EXPIRY, TRUST_PROXY,
+    LOG_FORMAT, LOG_LEVEL, METRICS_PORT,
 )
 BY_FLAG: dict[str, Option[Any]] = {option.flag: option for option in OPTIONS}
 LISTEN_OPTIONS = ("port", "address")  # returned beside Settings: make_app does not read them
@@ -307,6 +320,9 @@ class Settings:
     processes: int = PROCESSES.default
     presence_expiry: float = PRESENCE_EXPIRY.default  # seconds
     trust_proxy: bool = TRUST_PROXY.default  # read by serve() (HTTPServer xheaders), not by make_app
+    log_format: str = LOG_FORMAT.default  # read by main(), not by make_app
+    log_level: str = LOG_LEVEL.default  # read by main(), not by make_app
+    metrics_port: int = METRICS_PORT.default  # 0: off
 
 
 # -- Tornado definitions, environment and command line ---------------------------------------
@@ -392,6 +408,10 @@ def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | N
 
 def check_processes(settings: Settings, workers: int) -> None:
     """Settings that each make sense but not together."""
+    if workers > 1 and settings.metrics_port:
+        # Each worker would answer a scrape with its own figures only, a different worker each time.
+        raise SettingError(METRICS_PORT.flag, f"--metrics-port works with one process for now, not "
+                                              f"--processes={settings.processes}")
     if workers > 1 and not settings.redis_url:
         raise SettingError(PROCESSES.flag, f"--processes={settings.processes} needs --redis-url: separate processes "
                                            "share rooms, ids and presence only through Redis")
@@ -448,16 +468,16 @@ def prepare_data_dir(settings: Settings) -> str:
     return load_cookie_secret(settings)
 
 
-def listen_error(exc: OSError, address: str, port: int) -> SettingError:
-    """What went wrong binding ``address:port``, said as a wrong --port or --address."""
+def listen_error(exc: OSError, address: str, port: int, option: Option[Any] = PORT) -> SettingError:
+    """What went wrong binding ``address:port``, said as a wrong --port (or ``option``) or --address."""
     if isinstance(exc, socket.gaierror):
         return SettingError(ADDRESS.flag, f"{ADDRESS.flag} must be an address of this machine; "
                                           f"{address!r} cannot be resolved ({exc.strerror})")
     if exc.errno == errno.EADDRINUSE:
-        return SettingError(PORT.flag, f"{PORT.flag} must be a free port; {port} is already in use on {address!r} "
+        return SettingError(option.flag, f"{option.flag} must be a free port; {port} is already in use on {address!r} "
                                        "(another server is listening there)")
     if exc.errno == errno.EACCES:
-        return SettingError(PORT.flag, f"{PORT.flag} must be 1024 or more, or the server must run with the right "
+        return SettingError(option.flag, f"{option.flag} must be 1024 or more, or the server must run with the right "
                                        f"to bind low ports; {port} was refused ({exc.strerror})")
     if exc.errno == errno.EADDRNOTAVAIL:
         return SettingError(ADDRESS.flag, f"{ADDRESS.flag} must be an address of this machine; {address!r} is not")

@@ -6,7 +6,7 @@ from typing import Any
 
 from rooms import Hub
 
-from .api import HealthHandler, LeaveHandler, MessagesHandler, RoomsHandler, TypingHandler, UsersHandler
+from .api import HealthHandler, LeaveHandler, MessagesHandler, ReadyHandler, RoomsHandler, TypingHandler, UsersHandler
 from .base import AppConfig, NotFoundHandler
 from .events import EventsHandler
 from .pages import JoinHandler, JoinPage, RoomPage
@@ -29,6 +29,7 @@ def routes(hub: Hub, config: AppConfig) -> list[tuple[str, type, dict[str, Any]]
         (ROOM + r"/leave", LeaveHandler, deps),
         (ROOM + r"/users", UsersHandler, deps),
         (r"/healthz", HealthHandler, deps),
+        (r"/readyz", ReadyHandler, deps),
     ]
 
 

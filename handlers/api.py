@@ -72,6 +72,8 @@ class MessagesHandler(RoomPage):
             self._poll.cancel()  # it went before the wait began: still present, nobody to answer
         sl = await self._poll
         if sl is not None:
+            if sl.events:
+                self.hub.metrics.delivered("longpoll", len(sl.events))
             self.send_json(slice_body(sl))
 
     def on_connection_close(self) -> None:
@@ -157,3 +159,11 @@ class RoomsHandler(BaseHandler):
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.send_json({"status": "draining" if self.hub.closing else "ok"}, 503 if self.hub.closing else 200)
+
+
+class ReadyHandler(BaseHandler):
+    """Readiness, for balancers and orchestrators; /healthz stays liveness (the process runs)."""
+
+    async def get(self) -> None:
+        await self.hub.check_ready()  # NotReady: 503 through write_error
+        self.send_json({"ready": True})

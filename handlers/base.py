@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -151,6 +152,7 @@ class SessionMixin(_Handler):
         """The one mapping of an error to an answer: JSON for the API, a page for a browser."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         error = exc if isinstance(exc, errors.ChatError) else _http_error(status_code, exc)
+        self.hub.metrics.error(error.code)
         self.set_error_status(error)
         self.finish(self.error_body(error))
 
@@ -249,15 +251,27 @@ def _decode(raw: bytes) -> str:
         raise errors.BadRequest("arguments must be UTF-8") from exc
 
 
-def log_failed_request(handler: tornado.web.RequestHandler) -> None:
-    """Tornado's access log for 4xx/5xx only: a line per success would cost every long-poll answer."""
-    status = handler.get_status()
-    if status < 400:
-        return
-    log = access_log.warning if status < 500 else access_log.error
-    request = handler.request
-    log("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
-        1000.0 * request.request_time())
+def request_logger(every: bool) -> Callable[[tornado.web.RequestHandler], None]:
+    """The access log (Tornado's ``log_function``): 5xx as errors, 4xx as warnings, and the rest at
+    info with ``every`` (--access-log), else at debug: a line per success would cost every long-poll
+    answer, so it is built only when the level is on.
+
+    The path is logged without its query, and nothing of the headers or body: no token, cookie or
+    message text reaches a log line.  The record carries the request fields for --log-format=json.
+    """
+    ok_level = logging.INFO if every else logging.DEBUG
+
+    def log_request(handler: tornado.web.RequestHandler) -> None:
+        status = handler.get_status()
+        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else ok_level
+        if not access_log.isEnabledFor(level):
+            return
+        request = handler.request
+        duration_ms = round(1000.0 * request.request_time(), 2)
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
+                       duration_ms, extra={"method": request.method, "path": request.path, "status": status,
+                                           "duration_ms": duration_ms})
+    return log_request
 
 
 @tornado.web.stream_request_body

@@ -37,6 +37,7 @@ STREAM_DRAIN_TIMEOUT_S = 5.0  # an ended stream's unsent bytes get this long to 
 
 
 class EventsHandler(BaseHandler):
+    transport = "stream"  # rooms.ports.Listener, for metrics
     member: Membership | None = None
     _writer: DirectWriter | None = None
     _chunked = True
@@ -148,6 +149,7 @@ class EventsHandler(BaseHandler):
         if self._writer is None or self._ended.done():
             return
         if not self._writer.write(data):
+            self.hub.metrics.slow_reader_closed(self.transport)
             log.info("ending slow stream reader %s in %s", self.session.name, self.room)
             self.end(Ending.SLOW)
 

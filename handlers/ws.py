@@ -39,6 +39,7 @@ async def _after(previous: asyncio.Future[None] | None) -> None:
 
 
 class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
+    transport = "websocket"  # rooms.ports.Listener, for metrics
     member: Membership | None = None
     _frames_in_flight = 0
     _last_frame: asyncio.Future[None] | None = None
@@ -82,6 +83,7 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
         try:
             sl = await self.member.attach(self.after, self.epoch)
         except errors.ChatError as exc:  # e.g. the shared store is unreachable: try again later
+            self.hub.metrics.error(exc.code)
             self._write(frames.text_frame(frames.error_payload(exc).json))
             self.member.close()
             self.close(frames.refusal_close_code(exc), exc.code)
@@ -140,6 +142,7 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
         except errors.ChatError as exc:
             await _after(previous)
             extra = {"client_id": client_id} if isinstance(client_id, str) else {}
+            self.hub.metrics.error(exc.code)
             member.reply(frames.error_payload(exc, **extra))
         except Exception:  # a bug: do what Tornado does when on_message fails
             log.exception("frame from %s in %s failed", self.session.name, self.room)
@@ -185,5 +188,6 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
         if ws is None or ws.is_closing() or self._writer is None:
             return
         if not self._writer.write(data):
+            self.hub.metrics.slow_reader_closed(self.transport)
             log.info("closing slow reader %s in %s", self.session.name, self.room)
             self.end(Ending.SLOW)

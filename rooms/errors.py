@@ -102,6 +102,13 @@ class Unavailable(ChatError):
     status = 503
 
 
+class NotReady(ChatError):
+    """``/readyz``: this process should get no new traffic now (shutting down, store down)."""
+
+    code = "not_ready"
+    status = 503
+
+
 class OutcomeUnknown(Unavailable):
     """A write was sent but its answer never came: it may or may not be stored.  A retry with
     the same client_id finds out (and stores nothing twice); never claim either outcome."""

@@ -25,10 +25,10 @@ from typing import Any
 
 from . import validation
 from .buffer import RoomBuffer
-from .errors import ChatError, Forbidden, NoSuchRoom
+from .errors import ChatError, Forbidden, NoSuchRoom, NotReady
 from .members import Attendance, Membership, Poll
 from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
-from .ports import Backend, Ending, Listener
+from .ports import NO_METRICS, Backend, Ending, Listener, Metrics
 from .ratelimit import TokenBucketLimiter
 from .room import Room
 
@@ -39,6 +39,7 @@ READ_LIMIT_MAX = 1000  # events in one answer; the client continues from the cur
 ROOM_SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-polls to be answered
 SHUTDOWN_TASKS_S = 2.0  # then this long at most for background announcements (leaves) to finish
+READY_CHECK_TIMEOUT_S = 2.0  # a store that takes longer to answer a ping is not ready
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
 
 
@@ -52,8 +53,17 @@ class HubConfig:
     room_idle_s: float = 300.0
 
 
+@dataclass(frozen=True)
+class Census:
+    rooms_loaded: int
+    connections: dict[str, int]  # live listeners by transport ("websocket", "stream")
+    longpolls_waiting: int
+    room_members: list[int]  # members present through this process, per loaded room
+
+
 class Hub:
-    def __init__(self, backend: Backend, config: HubConfig | None = None) -> None:
+    def __init__(self, backend: Backend, config: HubConfig | None = None, metrics: Metrics = NO_METRICS) -> None:
+        self.metrics = metrics
         self.store = backend.store
         self.broker = backend.broker
         self.presence = backend.presence
@@ -94,6 +104,32 @@ class Hub:
         await self.broker.close()
         await self.presence.close()
         await self.store.close()
+
+    def census(self) -> Census:
+        """What is loaded and connected now, for gauges read when metrics are scraped."""
+        connections: dict[str, int] = {}
+        waiting = 0
+        members: list[int] = []
+        for room in self._rooms.values():
+            waiting += room.waiting
+            members.append(len(room.presence.members))
+            for listener in room.listeners:
+                connections[listener.transport] = connections.get(listener.transport, 0) + 1
+        return Census(len(self._rooms), connections, waiting, members)
+
+    async def check_ready(self) -> None:
+        """Return if this process should get traffic; raise NotReady with the reason if not.
+
+        Shutting down is not ready even though the store may answer: a balancer that sees it
+        sends new clients elsewhere while this process finishes its own."""
+        if self.closing:
+            raise NotReady("shutting down")
+        try:
+            await asyncio.wait_for(self.store.ping(), READY_CHECK_TIMEOUT_S)
+        except TimeoutError:
+            raise NotReady(f"the store did not answer within {READY_CHECK_TIMEOUT_S:g} s") from None
+        except ChatError as exc:
+            raise NotReady(f"the store does not answer: {exc.detail}") from None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background; close() waits a little for what is left."""
@@ -138,7 +174,7 @@ class Hub:
             state = await self.store.open_room(name, self.config.buffer_size, create)
             if not state.exists:
                 raise NoSuchRoom(f"there is no room {name!r}: join it first (POST /join creates it)")
-            room = Room(name, self._buffer(state))
+            room = Room(name, self._buffer(state), metrics=self.metrics)
             self._rooms[name] = room
             future.set_result(room)
             return room
@@ -288,9 +324,13 @@ class Hub:
 
     async def _store_and_publish(self, room: Room, draft: Draft) -> tuple[Event, bool]:
         try:
+            started = time.monotonic() if self.metrics is not NO_METRICS else 0.0
             event, created = await self.store.append(draft)
+            if self.metrics is not NO_METRICS:
+                self.metrics.store_appended(time.monotonic() - started)
             if created:
                 self.broker.publish(room.name, event)
+                self.metrics.event_stored(event.type)  # here only: other processes relay, not count
             return event, created
         finally:
             room.writing -= 1

@@ -8,6 +8,7 @@
 :class:`PresenceStore`    room-wide presence when several processes serve one room
 :class:`Core`             what a broker or presence store may call on the hub
 :class:`Listener`         a live recipient (a WebSocket, a stream), as the hub sees it
+:class:`Metrics`          what the hub counts for operators (default: nothing)
 ========================  ==========================================================
 
 Backends (``backends/``) implement the first three and are handed a :class:`Core`;
@@ -40,6 +41,9 @@ class Ending(enum.Enum):
 class Listener(Protocol):
     """A live recipient of a room's broadcasts."""
 
+    # What it is, for metrics: "websocket", "stream".
+    transport: str
+
     def send_batch(self, batch: Batch, own: list[Payload] | None) -> None:
         """Everything broadcast to the room in one loop iteration, in order, then ``own``:
         this listener's replies (acks, errors) that were queued behind that batch."""
@@ -70,6 +74,10 @@ class Store(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
+
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Return once the store answers; raise a ChatError (e.g. Unavailable) if it does not.
+        A store in this process's memory always answers."""
 
     @abstractmethod
     async def open_room(self, room: str, recent_max: int, create: bool = True) -> RoomState:
@@ -210,6 +218,39 @@ class PresenceStore:
     async def left(self, room: str, session: Session, was_member: bool) -> bool:
         """Explicit leave; True if the session was present (and now is not)."""
         return was_member
+
+
+class Metrics:
+    """What the core counts for the people who run the server (``ops.metrics`` exports it).
+
+    This default counts nothing (and the hub does not even read the clock for it).  Every call
+    is made once per event or per batch, never per recipient: a room of a thousand members costs
+    one call per flush.  Gauges (connections, rooms, waiting long-polls, members per room) are not
+    counted here: the exporter reads ``Hub.census()`` when it is scraped, which costs the hot path
+    nothing.
+    """
+
+    def event_stored(self, kind: str) -> None:
+        """This process stored (and publishes) an event of type ``kind``: counted once, here."""
+
+    def delivered(self, transport: str, events: int) -> None:
+        """``events`` events were handed to clients over ``transport`` (a sum over one batch)."""
+
+    def error(self, code: str) -> None:
+        """An error with ``code`` (docs/protocol.md) was answered to a client."""
+
+    def store_appended(self, seconds: float) -> None:
+        """An append took ``seconds`` from the call to the store's commit (what an ack waits for)."""
+
+    def batch_sent(self, seconds: float) -> None:
+        """``seconds`` from a batch's first event reaching this room (delivered by the broker) to
+        the end of its write to the room's first listener."""
+
+    def slow_reader_closed(self, transport: str) -> None:
+        """A reader over ``transport`` fell more than --max-backlog behind and was ended."""
+
+
+NO_METRICS = Metrics()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .buffer import RoomBuffer
 from .models import Batch, Payload
-from .ports import Listener
+from .ports import NO_METRICS, Listener, Metrics
 from .presence import RoomPresence
 
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
@@ -36,6 +36,8 @@ class Room:
     replies: dict[Listener, list[Payload]] = field(default_factory=dict)  # queued behind the outbox
     # Sessions whose leave (after the grace) is being stored: a return waits for it, then joins anew.
     leaving: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    metrics: Metrics = NO_METRICS
+    outbox_at: float = 0.0  # monotonic seconds: when the pending batch's first payload was queued
 
     @property
     def waiting(self) -> int:
@@ -53,6 +55,8 @@ class Room:
             return
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self.flush)
+            if self.metrics is not NO_METRICS:
+                self.outbox_at = time.monotonic()
         self.outbox.append(payload)
 
     def reply(self, listener: Listener, payload: Payload) -> None:
@@ -69,10 +73,29 @@ class Room:
         batch = Batch(latest_presence_only(self.outbox))
         replies, self.outbox, self.replies = self.replies, [], {}
         # A listener may close (and leave the set) while we send: iterate a copy.
-        for listener in tuple(self.listeners):
-            listener.send_batch(batch, replies.pop(listener, None))
+        listeners = tuple(self.listeners)
+        if self.metrics is not NO_METRICS and listeners:
+            # The first listener's write is timed (batch queued -> bytes handed to its socket); then
+            # the rest, and one count per transport for the whole batch.
+            listeners[0].send_batch(batch, replies.pop(listeners[0], None))
+            self.metrics.batch_sent(time.monotonic() - self.outbox_at)
+            for listener in listeners[1:]:
+                listener.send_batch(batch, replies.pop(listener, None))
+            self._count_deliveries(len(batch.payloads), listeners)
+        else:
+            for listener in listeners:
+                listener.send_batch(batch, replies.pop(listener, None))
         for listener, own in replies.items():  # left the room meanwhile: its replies still go
             listener.send_own(own)
+
+    def _count_deliveries(self, events: int, listeners: tuple[Listener, ...]) -> None:
+        """One metrics call per transport per batch, whatever the number of listeners (a metrics
+        call takes a lock; tallying a dict does not)."""
+        counts: dict[str, int] = {}
+        for listener in listeners:
+            counts[listener.transport] = counts.get(listener.transport, 0) + 1
+        for transport, count in counts.items():
+            self.metrics.delivered(transport, events * count)
 
     # -- long-poll waiters ----------------------------------------------------------
 

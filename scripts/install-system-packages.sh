@@ -3,10 +3,12 @@
 #   chromium      the browser the browser tests drive (Playwright uses it; `playwright install` never runs)
 #   redis-server  started by the Redis tests on free ports, one per test module
 #   nginx         started by the deployment tests on a free port, with deploy/nginx.conf
-# Usage: scripts/install-system-packages.sh [PACKAGE...]   (default: those of the three that are missing)
+#   prometheus    started by the metrics test on a free port, with deploy/prometheus.yml; brings promtool,
+#                 which checks deploy/prometheus.yml and deploy/alerts.yml
+# Usage: scripts/install-system-packages.sh [PACKAGE...]   (default: those of the four that are missing)
 #
-# Debian's redis-server and nginx packages start their service as they install (redis on port 6379,
-# nginx on port 80) and enable it at boot.  The tests need neither, so nothing is started: while apt
+# Debian's redis-server, nginx and prometheus packages start their service as they install (redis on
+# port 6379, nginx on port 80, prometheus on 9090) and enable it at boot.  The tests need neither, so nothing is started: while apt
 # runs, a policy-rc.d (Debian's switch for maintainer scripts, honoured by invoke-rc.d and
 # deb-systemd-invoke) refuses every start, and the one that was there before, if any, is put back.
 # On a systemd machine the new units are then disabled, so they do not start at boot either.
@@ -20,6 +22,7 @@ if [ ${#packages[@]} -eq 0 ]; then
   command -v chromium >/dev/null 2>&1 || packages+=(chromium)
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
+  command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 fi
 [ ${#packages[@]} -gt 0 ] || exit 0
 
@@ -43,7 +46,7 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   for package in "${packages[@]}"; do
     case $package in
-      nginx|redis-server) $SUDO systemctl disable --now "$package" >/dev/null 2>&1 || true ;;
+      nginx|redis-server|prometheus) $SUDO systemctl disable --now "$package" >/dev/null 2>&1 || true ;;
     esac
   done
 fi

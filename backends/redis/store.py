@@ -201,6 +201,10 @@ class RedisStore(Store):
                                       ) from None
                 await asyncio.sleep(START_RETRY_S)
 
+    async def ping(self) -> None:
+        # One PING on the command client: Redis answers within the command timeout, or Unavailable.
+        await self.link.call(self.link.redis.ping())
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

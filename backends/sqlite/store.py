@@ -106,6 +106,10 @@ class _Retried(Exception):
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
+def _select_one(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
 def _no_read(conn: sqlite3.Connection) -> None:
     """A read that only makes sure its thread has its connection."""
 
@@ -239,6 +243,12 @@ class SQLiteStore(Store):
 
     def forget_room(self, room: str) -> None:
         self._new_epochs.pop(room, None)
+
+    async def ping(self) -> None:
+        # A reader thread runs a query on its connection: the file opens and answers.
+        if self._closed or self._writer is None or not self._writer.is_alive():
+            raise StoreError("the history store is not running")
+        await self._read(_select_one)
 
     async def list_rooms(self) -> list[RoomInfo]:
         return await self._read(list_rooms)

@@ -12,9 +12,10 @@ TEXT_CHARS = 2000
 MAX_MESSAGES = 20000  # a bound, far above what the kernel buffers can hide
 
 
-@pytest.mark.settings(max_backlog=20000, rate_limit=0, presence_grace=0.0, buffer_size=50000)
+# metrics_port: metrics on (the in-process app binds no port; the test reads the app's registry).
+@pytest.mark.settings(max_backlog=20000, rate_limit=0, presence_grace=0.0, buffer_size=50000, metrics_port=1)
 @pytest.mark.gen_test(timeout=60)
-async def test_slow_reader_is_closed_with_1013_and_resumes_from_its_cursor(api):
+async def test_slow_reader_is_closed_with_1013_and_resumes_from_its_cursor(api, app):
     ani = await api.join("Ani", "firehose")
     sari = await api.join("Sari", "firehose")
     a = await ani.ws()
@@ -68,6 +69,7 @@ async def test_slow_reader_is_closed_with_1013_and_resumes_from_its_cursor(api):
     await until(lambda n=sent: len(received) >= n)
     reader.cancel()
 
+    assert app.metrics_registry.get_sample_value("obrolan_slow_readers_closed_total", {"transport": "websocket"}) == 1
     # Ani, who kept up, got every message, in order, and is still connected.
     assert [int(m["text"][:8]) for m in received[:-1]] == list(range(sent - 1))
     assert [e["id"] for e in events] == list(range(events[0]["id"], events[0]["id"] + len(events)))

@@ -67,6 +67,8 @@ class Watched:
 class Recorder(Watched):
     """A :class:`rooms.ports.Listener`: keeps every call the hub makes, decoded, in order."""
 
+    transport = "recorder"
+
     def __init__(self, label: str = "") -> None:
         super().__init__()
         self.label = label

@@ -1,5 +1,6 @@
-"""The layers stay layers: the core (rooms/) knows no transport, no database and no backend, and a
-backend (backends/) knows the core only by its ports, never the hub or the presence rules.
+"""The layers stay layers: the core (rooms/) knows no transport, no database, no backend and no metrics
+library (it counts through its Metrics port; ops/ exports), and a backend (backends/) knows the core
+only by its ports, never the hub or the presence rules.
 
 Read from the source (every import statement, also those under ``if TYPE_CHECKING:`` or inside a
 function, and ``importlib.import_module("...")``), not from what happens to be loaded at run time.
@@ -13,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ROOMS_MUST_NOT_IMPORT = ("tornado", "sqlite3", "redis", "backends", "handlers")
-BACKENDS_MUST_NOT_IMPORT = ("rooms.hub", "rooms.members", "handlers")
+ROOMS_MUST_NOT_IMPORT = ("tornado", "sqlite3", "redis", "backends", "handlers", "ops", "prometheus_client")
+BACKENDS_MUST_NOT_IMPORT = ("rooms.hub", "rooms.members", "handlers", "ops", "prometheus_client")
 
 
 def module_name(path: Path) -> str:

@@ -180,3 +180,19 @@ def test_help_says_each_default_once_and_names_the_variables():
     for option, block in zip(table.OPTIONS, blocks, strict=False):
         assert block.count("default:") == 1 and option.env in block, block
     assert max(len(line) for line in text.splitlines()) <= table.HELP_WIDTH_CHARS
+
+
+def test_metrics_port_is_refused_with_several_processes_for_now():
+    settings, _, _ = parse_settings(["chat.py", "--metrics-port=9100", "--processes=2", "--redis-url=redis://h/0"],
+                                    environ={})
+    with pytest.raises(SettingError) as caught:
+        table.check_processes(settings, 2)
+    assert caught.value.option == "--metrics-port"
+    table.check_processes(settings, 1)  # one process: fine
+
+
+@pytest.mark.parametrize("arg", ["--log-format=xml", "--log-level=verbose", "--metrics-port=70000"])
+def test_log_and_metrics_values_that_cannot_work_are_refused(arg):
+    with pytest.raises(SettingError) as caught:
+        parse_settings(["chat.py", arg], environ={})
+    assert caught.value.option == arg.partition("=")[0]
