@@ -9,8 +9,9 @@
 #
 # Debian's redis-server, nginx and prometheus packages start their service as they install (redis on
 # port 6379, nginx on port 80, prometheus on 9090) and enable it at boot.  The tests need none of
-# them running (they start their own on free ports), so nothing is started: while apt runs,
-# a policy-rc.d (Debian's switch for maintainer scripts, honoured by invoke-rc.d and deb-systemd-invoke) refuses every start, and the one that was there before, if any, is put back.
+# them running (they start their own on free ports), so nothing is started: while apt runs, a
+# policy-rc.d (Debian's switch for maintainer scripts, honoured by invoke-rc.d and
+# deb-systemd-invoke) refuses every start, and the one that was there before, if any, is put back.
 # On a systemd machine the new units are then disabled, so they do not start at boot either.
 set -euo pipefail
 
