@@ -3,7 +3,7 @@
 # - into ./.venv, with pip, the project and its test extra (setup.cfg): pytest, pytest-tornado,
 #   Playwright (the Python package only: it drives the system's Chromium), schemathesis, redis-py,
 #   PyYAML, calmjs.parse, uvloop, ruff, mypy;
-# - with apt, only when missing: chromium, redis-server and nginx, installed so that no service
+# - with apt, only when missing: chromium, redis-server, nginx and prometheus, installed so that no service
 #   starts, now or at boot (scripts/install-system-packages.sh says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
 
-bash scripts/install-system-packages.sh  # chromium, redis-server, nginx: those missing
+bash scripts/install-system-packages.sh  # chromium, redis-server, nginx, prometheus: those missing
 
 ruff check .
 mypy  # the files and the rules per package are in pyproject.toml ([tool.mypy])
