@@ -358,3 +358,16 @@ class UsersAre:
 
 def is_presence(users: list[str]) -> UsersAre:
     return UsersAre(users)
+
+
+async def held_poll_by_newcomer(observer: Any, user: User, cursor: int, wait: float) -> tuple[asyncio.Future, dict]:
+    """Start ``user``'s first connection: a long-poll that has to wait.
+
+    The poll makes the user present, so the observer sees the join (proof that the
+    server holds the request); it asks for what comes after that join (``cursor + 1``),
+    so there is nothing to answer with yet.
+    """
+    poll = asyncio.ensure_future(user.poll(after=cursor + 1, wait=wait))
+    join = await observer.recv_until(is_event("join", user.name))
+    assert join["id"] == cursor + 1
+    return poll, join

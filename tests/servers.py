@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 20.0  # a cold start of python + tornado on a busy 2-core machine
+READY_RECHECK_S = 0.02  # between two asks whether another process is ready
 STOP_TIMEOUT_S = 10.0  # SIGTERM exits within 5 s by design; then SIGKILL
 
 
@@ -31,16 +32,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None = None,
+def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen,
                timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Poll ``ready`` until it holds; fail early if ``proc`` exits, or after ``timeout_s``."""
+    """Check ``ready`` until it holds; fail as soon as ``proc`` exits, or after ``timeout_s``.
+
+    Another process's readiness (a port that accepts, an HTTP answer) sends no event to await, so
+    it is asked again every ``READY_RECHECK_S``; the pause between two asks is a wait on ``proc``
+    itself, so its exit ends the wait at once instead of after a sleep."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
         if ready():
             return
-        time.sleep(0.02)
+        try:
+            proc.wait(READY_RECHECK_S)
+        except subprocess.TimeoutExpired:
+            continue
+        raise RuntimeError(f"{what} exited with {proc.returncode}")
     raise RuntimeError(f"{what} not ready within {timeout_s} s")
 
 

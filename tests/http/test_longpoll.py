@@ -6,20 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.chatclient import User, is_event, is_presence, raw_request, room_url
-
-
-async def held_poll_by_newcomer(observer, user: User, cursor: int, wait: float):
-    """Start ``user``'s first connection: a long-poll that has to wait.
-
-    The poll makes the user present, so the observer sees the join (proof that the
-    server holds the request); it asks for what comes after that join (``cursor + 1``),
-    so there is nothing to answer with yet.
-    """
-    poll = asyncio.ensure_future(user.poll(after=cursor + 1, wait=wait))
-    join = await observer.recv_until(is_event("join", user.name))
-    assert join["id"] == cursor + 1
-    return poll, join
+from tests.chatclient import held_poll_by_newcomer, is_event, is_presence, raw_request, room_url
 
 
 @pytest.mark.gen_test

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.chatclient import is_event
+from tests.chatclient import held_poll_by_newcomer
 
 SHUTDOWN_TIMEOUT_S = 10.0  # bounds a hang
 
@@ -19,10 +19,8 @@ async def test_not_ready_while_shutting_down_with_a_longpoll_held(api, hub):
     budi = await api.join("Budi", "ready")
     a = await ani.ws()
     hello, _, _ = await a.handshake()
-    # Budi's first connection is a long-poll that has to wait (test_longpoll.held_poll_by_newcomer):
-    # it makes him present and asks for what comes after his join.
-    poll = asyncio.ensure_future(budi.poll(after=hello["cursor"] + 1, wait=30))
-    await a.recv_until(is_event("join", "Budi"))
+    # Budi's first connection is a long-poll that has to wait: it makes him present.
+    poll, _ = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
     closing = asyncio.ensure_future(hub.close())
     resp = await api.request("GET", "/readyz")
     assert resp.status == 503 and resp.json == {"error": "not_ready", "detail": "shutting down"}

@@ -76,7 +76,7 @@ def test_the_policy_is_put_back_when_apt_fails(tmp_path: Path):
 
 
 def test_nothing_to_install_touches_nothing(tmp_path: Path):
-    done, record = run_script(tmp_path)  # this machine has chromium, redis-server and nginx
+    done, record = run_script(tmp_path)  # scripts/test.sh installs all four first
     if done.stdout:
         pytest.skip(f"this machine lacks some of them: {done.stdout.strip()}")
     assert done.returncode == 0 and record == []

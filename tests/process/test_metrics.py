@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.chatclient import Api, is_event, room_url
+from tests.chatclient import Api, held_poll_by_newcomer, is_event, room_url
 from tests.servers import ChatProcess, free_port
 
 POLL_TIMEOUT_S = 15.0  # bounds a hang
@@ -43,10 +43,8 @@ async def test_metrics_move_as_a_chat_goes(tmp_path):
         budi = await api.join("Budi", "metrik")
         a = await ani.ws()
         hello, _, _ = await a.handshake()
-        # Budi's first connection is a long-poll that has to wait (as in test_longpoll.held_poll_by_newcomer):
-        # it makes him present, and asks for what comes after his join.
-        poll = asyncio.ensure_future(budi.poll(after=hello["cursor"] + 1, wait=30))
-        await a.recv_until(is_event("join", "Budi"))
+        # Budi's first connection is a long-poll that has to wait: it makes him present.
+        poll, _ = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
         # Budi's poll is waiting once the census says so (polled with a deadline, like a process start).
         deadline = asyncio.get_running_loop().time() + POLL_TIMEOUT_S
         while True:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatclient import Api, is_event
+from tests.chatclient import Api, held_poll_by_newcomer, is_event
 from tests.servers import ROOT, ChatProcess, free_port, stop_process, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
@@ -99,8 +99,8 @@ async def test_prometheus_scrapes_a_chat_with_the_shipped_config(tmp_path):
         budi = await api.join("Budi", "prom")
         a = await ani.ws()
         hello, _, _ = await a.handshake()
-        poll = asyncio.ensure_future(budi.poll(after=hello["cursor"] + 1, wait=30))
-        await a.recv_until(is_event("join", "Budi"))
+        # Budi's first connection is a long-poll that has to wait: it makes him present.
+        poll, _ = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
         await asyncio.to_thread(seen, 'obrolan_connections{transport="websocket"}', 1)
         await a.send({"type": "message", "text": "dilihat prometheus"})
         await a.recv_until(is_event("message", "Ani"))

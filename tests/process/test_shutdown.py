@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatclient import Api, is_event, room_url
+from tests.chatclient import Api, held_poll_by_newcomer, room_url
 from tests.servers import ChatProcess
 
 EXIT_TIMEOUT_S = 15.0  # bounds a hang; not the server's own deadline
@@ -36,9 +36,8 @@ async def test_sigterm_answers_longpolls_closes_websockets_and_exits(tmp_path, s
         budi = await api.join("Budi", "tutup")
         a = await ani.ws()
         hello, _, _ = await a.handshake()
-        # Budi's first connection is a long-poll that has to wait (see test_longpoll.held_poll_by_newcomer).
-        poll = asyncio.ensure_future(budi.poll(after=hello["cursor"] + 1, wait=30))
-        await a.recv_until(is_event("join", "Budi"))
+        # Budi's first connection is a long-poll that has to wait: it makes him present.
+        poll, _ = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
 
         proc.send_signal(signal.SIGTERM)
         assert await a.closed(timeout=EXIT_TIMEOUT_S) == 1001

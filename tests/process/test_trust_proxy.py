@@ -39,7 +39,8 @@ def cookie_is_secure(resp: http.client.HTTPResponse) -> bool:
 def logged_client(server: ChatProcess, name: str) -> str:
     """The client address the access log gave the join of ``name`` (the line is written just
     after the answer: wait for it)."""
-    wait_until(lambda: "POST /join" in server.log_tail(100_000), "the access log line", timeout_s=LOG_TIMEOUT_S)
+    wait_until(lambda: "POST /join" in server.log_tail(100_000), "the access log line", server.proc,
+               timeout_s=LOG_TIMEOUT_S)
     lines = [line for line in server.log_tail(100_000).splitlines() if "POST /join" in line]
     assert len(lines) == 1, lines
     return lines[0].split("(")[-1].split(")")[0]
