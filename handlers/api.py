@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from rooms import errors, validation
 from rooms.members import Poll
-from rooms.models import Slice
+from rooms.models import Slice, dumps
 from rooms.validation import parse_cursor
 
 from . import compat
@@ -24,11 +24,11 @@ HISTORY_PAGE_DEFAULT = 50  # events per page when no limit is given
 HISTORY_PAGE_MAX = 200  # events per page at most
 
 
-def slice_body(sl: Slice) -> bytes:
-    """The long-poll answer, assembled from each event's pre-encoded JSON."""
+def slice_body(sl: Slice, typing: list[str]) -> bytes:
+    """The long-poll answer, assembled from each event's pre-encoded JSON, and who is typing."""
     events = b",".join(e.json for e in sl.events)
-    return b'{"events":[%s],"cursor":%d,"epoch":"%s","truncated":%s}' % (
-        events, sl.cursor, sl.epoch.encode(), b"true" if sl.truncated else b"false")
+    return b'{"events":[%s],"cursor":%d,"epoch":"%s","truncated":%s,"typing":%s}' % (
+        events, sl.cursor, sl.epoch.encode(), b"true" if sl.truncated else b"false", dumps(typing))
 
 
 def parse_wait(value: str | None) -> float:
@@ -74,7 +74,7 @@ class MessagesHandler(RoomPage):
         if sl is not None:
             if sl.events:
                 self.hub.metrics.delivered("longpoll", len(sl.events))
-            self.send_json(slice_body(sl))
+            self.send_json(slice_body(sl, await self.hub.typists(room, session)))
 
     def on_connection_close(self) -> None:
         super().on_connection_close()  # a body still streaming in: no method runs

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from json import loads
 from typing import Any
 
 from . import validation
@@ -41,6 +42,9 @@ SHUTDOWN_POLL_ANSWER_S = 2.0  # close() waits this long at most for woken long-p
 SHUTDOWN_TASKS_S = 2.0  # then this long at most for background announcements (leaves) to finish
 READY_CHECK_TIMEOUT_S = 2.0  # a store that takes longer to answer a ping is not ready
 TYPING_MIN_INTERVAL_S = 2.0  # "is typing" notices per session and room, at most one per interval
+# A long-poll answer names who sent a typing notice this recently (a typist sends one every
+# TYPING_MIN_INTERVAL_S, so a name stays listed while they type, and a little after).
+TYPING_FRESH_S = 4.0
 
 
 @dataclass
@@ -314,6 +318,9 @@ class Hub:
         if room.presence.member_of(session) is None:
             raise Forbidden("you are not in this room (you left it); join again to send")
         self.limiter.take(session.sid)
+        # Sending ends a burst of typing: the next keystroke's notice goes out at once, not up to
+        # TYPING_MIN_INTERVAL_S later (readers dropped "is typing" when the message arrived).
+        room.typing_at.pop(session.sid, None)
         return await self.commit(room, Draft("message", room.name, session.name, text, session.sid, client_id))
 
     async def commit(self, room: Room, draft: Draft) -> tuple[Event, bool]:
@@ -350,6 +357,10 @@ class Hub:
         self.broker.relay(name, Payload(dumps({"type": "typing", "user": session.name})))
         return True
 
+    async def typists(self, name: str, session: Session) -> list[str]:
+        """Who is typing in room ``name`` now, but ``session`` (for a long-poll answer)."""
+        return (await self.room(name)).typing_now(TYPING_FRESH_S, but=session.name)
+
     # -- what a broker or presence store calls (rooms.ports.Core) ----------------------
 
     def deliver(self, name: str, event: Event) -> int | None:
@@ -358,6 +369,10 @@ class Hub:
             return None
         room.active_at = time.monotonic()
         ready = room.buffer.append(event)
+        if room.typists:
+            for published in ready:
+                if published.type == "message":
+                    room.typing_stopped(published.user)
         for published in ready:
             # A join or leave event is itself the change of the user list: members apply it to the
             # full list they got after their replay (an O(1) delta, not an O(N) list per change).
@@ -368,8 +383,12 @@ class Hub:
 
     def deliver_ephemeral(self, name: str, payload: Payload) -> None:
         room = self._rooms.get(name)
-        if room is not None:
-            room.broadcast(payload)
+        if room is None:
+            return
+        room.broadcast(payload)
+        notice = loads(payload.json)  # a typing notice (the only kind): few, rate-limited per user
+        if notice.get("type") == "typing" and isinstance(notice.get("user"), str):
+            room.typing_seen(notice["user"])
 
     def position(self, name: str) -> tuple[str, int] | None:
         room = self._rooms.get(name)

@@ -29,7 +29,10 @@ class Room:
     listeners: set[Listener] = field(default_factory=set)
     # Long-poll waiters: each its own future (awaited directly by its poll), and its timeout.
     waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
-    typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice
+    typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice sent
+    # name -> monotonic time of the last typing notice seen (from any process): long-poll answers
+    # say who is typing, since they carry no ephemeral notices of their own.
+    typists: dict[str, float] = field(default_factory=dict)
     active_at: float = field(default_factory=time.monotonic)  # monotonic seconds; the sweep drops idle rooms
     writing: int = 0  # appends in flight: the room stays loaded until they are published
     outbox: list[Payload] = field(default_factory=list)  # broadcast this loop iteration, not yet sent
@@ -116,6 +119,26 @@ class Room:
     def wake(self) -> None:
         for waiter in self.waiters:
             _resolve(waiter)
+
+    # -- who is typing (for long-poll answers) ------------------------------------------
+
+    def typing_seen(self, user: str) -> None:
+        """``user`` is typing now: waiting long-polls answer, naming them."""
+        self.typists[user] = time.monotonic()
+        self.wake()
+
+    def typing_stopped(self, user: str) -> None:
+        """``user``'s message arrived: their typing is over (as a live client shows it)."""
+        self.typists.pop(user, None)
+
+    def typing_now(self, fresh_s: float, but: str) -> list[str]:
+        """Who sent a typing notice in the last ``fresh_s`` seconds, ``but`` the reader."""
+        if not self.typists:
+            return []
+        since = time.monotonic() - fresh_s
+        for user in [u for u, at in self.typists.items() if at < since]:
+            del self.typists[user]
+        return [u for u in self.typists if u != but]
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

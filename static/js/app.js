@@ -318,6 +318,9 @@
     }
     cursor.advance(data.cursor);
     resetDone();
+    // A long-poll answer names who is typing (it carries no typing notices of its own).
+    var typing = data.typing || [];
+    for (i = 0; i < typing.length; i++) { onFrame({ type: 'typing', user: typing[i] }); }
     if (membersChanged) { refreshUsers(); }
     flushOutbox();
   }
@@ -491,6 +494,7 @@
     var text = el.text.value.replace(/^\s+|\s+$/g, '');
     if (!text) { el.text.value = ''; autosize(); return; }
     queueMessage(text);
+    ui.lastTypingSent = 0;  // the message ends this burst: the next keystroke says "typing" at once
     el.text.value = '';
     autosize();
     dom.hide(el.error);

@@ -155,8 +155,42 @@ async def test_typing_on_sse_and_long_poll_pages_shows_on_other_pages(chat_serve
 
         await wira.page.type("#text", "ya")
         await expect(lia.page.locator("#typing")).to_contain_text("Wira")
+        await expect(tono.page.locator("#typing")).to_contain_text("Wira")  # a long-poll reader sees it
+        # Wira's message ends Wira's typing on the long-poll page too.
+        await wira.page.press("#text", "Enter")
+        await expect(tono.message("ya")).to_be_visible()
+        await expect(tono.page.locator("#typing")).not_to_contain_text("Wira")
         for who in (lia, tono, wira):
             who.assert_no_page_errors()
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_typing_again_right_after_a_send_is_announced_at_once(chat_server):
+    """After Enter, the next keystroke says "typing" again: the 2 s pause between notices starts
+    anew with each message (before, the notice after a send was dropped for up to 2 s)."""
+    api = Api(chat_server.url)
+    try:
+        observer = await api.join("Ina", "ketik")
+        ws = await observer.ws()
+        await ws.handshake()
+        async with chromium() as browser:
+            wira = await person(browser, chat_server, "Wira")
+            await wira.join("ketik")
+            await wira.page.type("#text", "satu")
+            await wira.page.press("#text", "Enter")
+            await wira.page.type("#text", "dua")
+            await wira.page.press("#text", "Enter")
+            frames: list[tuple[str, str | None]] = []
+            while ("message", "dua") not in frames:
+                frame = await ws.recv()
+                assert frame is not None, "the server closed the observer's WebSocket"
+                if frame["type"] in ("message", "typing"):
+                    frames.append((frame["type"], frame.get("text")))
+            assert frames == [("typing", None), ("message", "satu"), ("typing", None), ("message", "dua")]
+            wira.assert_no_page_errors()
+        ws.close()
+    finally:
+        api.close()
 
 
 @pytest.mark.server(store="sqlite")

@@ -19,7 +19,7 @@ async def test_every_messages_argument_is_checked_whichever_kind_of_request_it_i
     # an empty value is absent: the last events at once, as without it
     resp = await api.request("GET", room_url("periksa", "/messages?after=&before=&limit=&wait=&epoch="),
                              token=user.token)
-    assert resp.status == 200 and set(resp.json) == {"events", "cursor", "epoch", "truncated"}
+    assert resp.status == 200 and set(resp.json) == {"events", "cursor", "epoch", "truncated", "typing"}
 
 
 @pytest.mark.gen_test

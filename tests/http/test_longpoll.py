@@ -112,3 +112,46 @@ async def test_longpoll_user_stays_present_while_polling(api):
     got = await a.recv_until(lambda f: f.get("type") in ("message", "leave", "join"))
     assert (got["type"], got["user"], got["id"]) == ("leave", "Budi", join["id"] + 1)
     a.close()
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test(timeout=30)
+async def test_longpoll_answers_when_someone_types_and_names_them(api):
+    """A long-poll reader sees typing too: a notice wakes its poll, the answer names the typist
+    (never the reader), and the typist's message ends it."""
+    ani = await api.join("Ani", "ketik-lp")
+    budi = await api.join("Budi", "ketik-lp")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    poll, join = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
+    await a.send({"type": "typing"})
+    body = (await asyncio.wait_for(poll, 5)).json
+    assert body["events"] == [] and body["cursor"] == join["id"] and body["typing"] == ["Ani"]
+
+    await a.send({"type": "message", "text": "selesai"})
+    body = (await budi.poll(after=join["id"], wait=30)).json
+    assert [e["text"] for e in body["events"]] == ["selesai"] and body["typing"] == []
+
+    # The answer names who types after their message, never the reader.
+    await a.send({"type": "message", "text": "dua"})
+    await a.send({"type": "typing"})  # after a message: not held back by the 2 s interval
+    await a.recv_until(is_event("message"))  # "dua", and the typing notice behind it:
+    await a.recv_until(lambda f: f["type"] == "typing" and f["user"] == "Ani")
+    sent = await api.request("POST", room_url("ketik-lp", "/typing"), token=budi.token)
+    assert sent.json == {"sent": True}
+    await a.recv_until(lambda f: f["type"] == "typing" and f["user"] == "Budi")
+    body = (await budi.poll(after=body["cursor"], wait=30)).json
+    assert [e["text"] for e in body["events"]] == ["dua"] and body["typing"] == ["Ani"]
+    a.close()
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test(timeout=30)
+async def test_typing_right_after_a_send_goes_out_at_once(api):
+    """Sending ends a burst of typing: the next notice is not held back by the 2 s interval."""
+    ani = await api.join("Ani", "ketik-lagi")
+    typing = room_url("ketik-lagi", "/typing")
+    assert (await api.request("POST", typing, token=ani.token)).json == {"sent": True}
+    assert (await api.request("POST", typing, token=ani.token)).json == {"sent": False}  # within 2 s
+    assert (await ani.post("satu")).status == 201
+    assert (await api.request("POST", typing, token=ani.token)).json == {"sent": True}
