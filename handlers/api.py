@@ -67,6 +67,7 @@ class MessagesHandler(RoomPage):
         if before is not None or (after is None and self.raw_query("limit")):
             await self.page_back(room, before, limit)
             return
+        self.refuse_if_left(room, session)  # reading the archive (above) is not being in the room
         self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None, wait, LONGPOLL_MAX_EVENTS)
         if compat.request_stream_closed(self.request):
             self._poll.cancel()  # it went before the wait began: still present, nobody to answer
@@ -95,6 +96,7 @@ class MessagesHandler(RoomPage):
     async def post(self, room: str) -> None:
         room = self.path_room(room)
         session = self.require_session()
+        self.refuse_if_left(room, session)
         fields = self.body_fields()
         self.form_text = str(fields.get("text") or "")
         # One rule for every transport: a client_id given is validated whatever its value (0, "",
@@ -114,7 +116,13 @@ class MessagesHandler(RoomPage):
             self.send_json(event.json, 201)  # a retry gets the first answer again
 
     async def show_form_error(self, exc: errors.ChatError) -> None:
-        """The room again, with what was typed and why it was not sent."""
+        """The room again, with what was typed and why it was not sent; the join form if the
+        session left the room (in another tab): sending needs a new join."""
+        if isinstance(exc, errors.Left):
+            session = self.require_session()
+            await self.render_join(session.name, self.path_room(self.path_args[0]), self.translate_error(exc),
+                                   exc.status)
+            return
         await self.render_room(self.path_room(self.path_args[0]), error=self.translate_error(exc),
                                text=getattr(self, "form_text", ""), status=exc.status)
 
@@ -129,6 +137,7 @@ class TypingHandler(BaseHandler):
     async def post(self, room: str) -> None:
         room = self.path_room(room)
         session = self.require_session()
+        self.refuse_if_left(room, session)
         await self.hub.touch(room, session)
         self.send_json({"sent": self.hub.typing(room, session)})
 
@@ -138,6 +147,7 @@ class LeaveHandler(BaseHandler):
         room = self.path_room(room)
         session = self.require_session()
         await self.hub.leave(room, session)
+        self.remember_left(room, session, True)
         if self.is_form_post():
             self.redirect("/?room=" + quote(room, safe=""), status=303)
         else:

@@ -44,6 +44,11 @@ BODY_DRAIN_TIMEOUT_S = 10.0
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 SESSION_MAX_AGE_DAYS = 30
+# Rooms a browser's session left with Leave: its other tabs must not join them again behind the
+# person's back (a reconnect, a poll, a form post), only a new join does.  Kept in a signed cookie,
+# so every process sees it with no shared state; the newest few only, to keep the cookie small.
+LEFT_COOKIE = "obrolan_left"
+LEFT_ROOMS_REMEMBERED = 20
 
 
 @dataclass
@@ -131,6 +136,38 @@ class SessionMixin(_Handler):
         if session is None:
             raise errors.Unauthorized("join first: POST /join, then send the cookie or a bearer token")
         return session
+
+    # -- rooms this browser left (cookie sessions only: a bearer client is one client) -----------
+
+    def rooms_left(self, session: Session) -> list[str]:
+        if self.auth_via != "cookie":
+            return []
+        raw = decode_signed_value(self.config.cookie_secret, LEFT_COOKIE, self.get_cookie(LEFT_COOKIE),
+                                  max_age_days=SESSION_MAX_AGE_DAYS)
+        try:
+            sid, rooms = json.loads(raw) if raw is not None else (None, [])
+        except (ValueError, TypeError):
+            return []
+        return [str(r) for r in rooms] if sid == session.sid and isinstance(rooms, list) else []
+
+    def has_left(self, room: str, session: Session) -> bool:
+        return room in self.rooms_left(session)
+
+    def refuse_if_left(self, room: str, session: Session) -> None:
+        if self.has_left(room, session):
+            raise errors.Left()
+
+    def remember_left(self, room: str, session: Session, left: bool) -> None:
+        """Add ``room`` to the rooms this browser's session left, or take it out (a new join)."""
+        rooms = [r for r in self.rooms_left(session) if r != room]
+        if left:
+            rooms = [*rooms, room][-LEFT_ROOMS_REMEMBERED:]
+        elif len(rooms) == len(self.rooms_left(session)):
+            return  # it was not there: no cookie to change
+        value = json.dumps([session.sid, rooms], ensure_ascii=False)
+        self.set_cookie(LEFT_COOKIE, create_signed_value(self.config.cookie_secret, LEFT_COOKIE, value).decode(),
+                        expires_days=SESSION_MAX_AGE_DAYS, httponly=True, samesite="Lax",
+                        secure=self.request.protocol == "https")
 
     def raw_query(self, name: str) -> str | None:
         """A query argument exactly as sent (Tornado's getters replace control characters)."""

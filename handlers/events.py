@@ -66,6 +66,11 @@ class EventsHandler(BaseHandler):
             self.set_header("Vary", "Origin")
 
     async def get(self, room: str) -> None:
+        if self.has_left(self.room, self.session):  # in another tab: said as to a stream in progress
+            self._start(b"")
+            self.end(Ending.LEFT)
+            await self._ended
+            return
         # Joining may refuse (409 name taken, 503 unavailable), and so may the replay: still JSON errors.
         async with self.hub.join(self.room, self.session, self) as self.member:
             if self._gone or compat.request_stream_closed(self.request):

@@ -94,7 +94,7 @@ def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
         "remove": _("Remove"),
         "truncated": _("Some earlier messages are no longer available; showing the latest."),
         "restarted": _("The room's history started over; showing the latest messages."),
-        "left_room": _("You left this room."),
+        "left_room": _("You left this room (here or in another tab)."),
         "expired": _("Your session has expired."),
         "name_taken": _("Your name is in use in this room by another session."),
         "join_again": _("Join again"),
@@ -154,6 +154,8 @@ class JoinHandler(PageHandler):
         session = current if same and current else Session(secrets.token_hex(16), name)
         await self.hub.check_name(room, session)
         await self.hub.create(room)  # the join creates the room
+        if same and current:
+            self.remember_left(room, current, False)  # joined again: this browser's tabs may follow it
         token = encode_session(self.config.cookie_secret, session)
         if api:
             self.send_json({"token": token, "name": session.name, "room": room,
@@ -179,6 +181,9 @@ class RoomPage(PageHandler):
         session = self.current_user
         if session is None:
             self.redirect("/?room=" + quote(room, safe=""))
+            return
+        if self.has_left(room, session):  # with Leave (maybe in another tab): only a join brings it back
+            await self.render_join(session.name, room, self.translate_error(errors.Left()), errors.Left.status)
             return
         try:
             await self.hub.touch(room, session)

@@ -41,6 +41,7 @@ async def _after(previous: asyncio.Future[None] | None) -> None:
 class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
     transport = "websocket"  # rooms.ports.Listener, for metrics
     member: Membership | None = None
+    left_room = False  # the session left this room with Leave in another tab: opened only to close
     _frames_in_flight = 0
     _last_frame: asyncio.Future[None] | None = None
     _writer: FrameWriter | None = None
@@ -61,6 +62,10 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         # Joining may refuse (the name is taken: 409; the store is unreachable: 503) before the
         # handshake; then the socket is present until super().get()'s frame loop ends.
+        if self.has_left(self.room, self.session):  # in another tab: open, then closed as when it happens
+            self.left_room = True
+            await super().get(*args, **kwargs)
+            return
         async with self.hub.join(self.room, self.session, self) as self.member:
             await super().get(*args, **kwargs)
 
@@ -75,6 +80,9 @@ class RoomSocket(SessionMixin, compat.StrictWebSocketHandler):
         return origin_allowed(origin, self.request.host, self.config.allowed_origins)
 
     async def open(self, *args: str) -> None:
+        if self.left_room:
+            self.close(frames.ENDING_CLOSE_CODES[Ending.LEFT], Ending.LEFT.value)
+            return
         self.set_nodelay(True)  # a chat frame is small and should leave now, not wait for an ACK (Nagle)
         stream = compat.websocket_stream(self)
         assert stream is not None and self.member is not None

@@ -66,6 +66,16 @@ class Forbidden(ChatError):
     status = 403
 
 
+class Left(ChatError):
+    """The session left the room (here or in another tab) while this request waited in it."""
+
+    code = "left"
+    status = 410
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or "you left this room (here or in another tab or window); join again to come back")
+
+
 class NotFound(ChatError):
     code = "not_found"
     status = 404

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import validation
-from .errors import ChatError, Forbidden, NameTaken, NoSuchRoom, Unavailable
+from .errors import ChatError, Forbidden, Left, NameTaken, NoSuchRoom, Unavailable
 from .models import Draft, Event, Payload, Session, Slice
 from .ports import Ending, Listener
 from .presence import Member, name_taken
@@ -154,6 +154,9 @@ class Attendance:
             room.listeners.discard(listener)
             listener.end(Ending.LEFT)
         member.listeners.clear()
+        for poll in tuple(member.polls):
+            poll.end_left()
+        member.polls.clear()
 
     async def announce(self, room: Room, kind: str, session: Session) -> None:
         """Store and publish a join/leave event: members apply it to their user lists."""
@@ -277,13 +280,14 @@ class Poll:
     so a client that polls again and again never leaves and never joins again.
     """
 
-    __slots__ = ("_waiter", "after", "cancelled", "epoch", "hub", "limit", "name", "session", "wait_s")
+    __slots__ = ("_waiter", "after", "cancelled", "epoch", "hub", "left", "limit", "name", "session", "wait_s")
 
     def __init__(self, hub: Hub, name: str, session: Session, after: int | None, epoch: str | None,
                  wait_s: float, limit: int) -> None:
         self.hub, self.name, self.session = hub, name, session
         self.after, self.epoch, self.wait_s, self.limit = after, epoch, wait_s, limit
         self.cancelled = False
+        self.left = False  # the session left the room meanwhile (here or in another tab)
         self._waiter: asyncio.Future[None] | None = None
 
     def __await__(self) -> Generator[Any, None, Slice | None]:
@@ -294,16 +298,26 @@ class Poll:
         if self._waiter is not None:
             self._waiter.cancel()
 
+    def end_left(self) -> None:
+        self.left = True
+        if self._waiter is not None:
+            self._waiter.cancel()
+
     async def _run(self) -> Slice | None:
         hub, attendance = self.hub, self.hub.attendance
         room = await hub.room(self.name)
         member = await attendance.arrive(room, self.session)
         member.live += 1
+        member.polls.add(self)
         attendance.poll_started()
         try:
-            return await self._answer(room)
+            answer = await self._answer(room)
+            if self.left:  # told over its live request, as a WebSocket is by its close
+                raise Left()
+            return answer
         finally:
             member.live -= 1
+            member.polls.discard(self)
             attendance.rest(room, member)
             attendance.poll_ended()
 
@@ -319,7 +333,7 @@ class Poll:
             try:
                 await self._waiter
             except asyncio.CancelledError:
-                return None
+                return None  # the client went away, or the session left (see _run)
         return await hub.read(self.name, after, self.epoch, self.limit)
 
 

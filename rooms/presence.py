@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .errors import NameTaken
 from .models import Session
 from .ports import Listener
 from .validation import name_key
+
+
+class Leavable(Protocol):
+    def end_left(self) -> None:
+        """The session left the room: answer that, not events, and do not come back."""
 
 
 @dataclass(eq=False, slots=True)
@@ -26,6 +32,7 @@ class Member:
     seen_at: float = 0.0  # monotonic seconds: the last request, or the end of the last connection
     timer: asyncio.TimerHandle | None = None  # the grace check, while nothing is live
     listeners: set[Listener] = field(default_factory=set)
+    polls: set[Leavable] = field(default_factory=set)  # long-polls of the session in progress here
 
     def cancel_timer(self) -> None:
         if self.timer is not None:

@@ -42,6 +42,7 @@
     typing: $('typing'),
     form: $('composer'),
     text: $('text'),
+    send: $('send'),
     error: $('composer-error'),
     announcer: $('announcer')
   };
@@ -58,6 +59,7 @@
   var ui = {
     state: 'connecting',     // what the badge shows
     stopped: false,
+    left: false,             // the session left the room: the composer is closed
     resetting: false,        // replaying a fresh tail after a reset: no announcements
     posting: null,           // the outbox item a long-poll-mode POST is carrying
     typers: {},              // name -> time their notice expires
@@ -339,7 +341,10 @@
       answer: onAnswer,
       requeue: function () { outbox.requeueInflight(); updatePendingLabels(); },
       socketClosed: function () { ui.typers = {}; renderTyping(); },
-      fatal: function (key) { stop('offline', t(key)); }
+      fatal: function (key) {
+        stop('offline', t(key));
+        if (key === 'left_room') { closeComposer(); }
+      }
     });
     transport.connect();
   }
@@ -514,6 +519,14 @@
     }
   }
 
+  // The session left the room (maybe in another tab): a form post now would join it again
+  // silently, so nothing is sent until the person chooses "Join again" (what was typed stays).
+  function closeComposer() {
+    ui.left = true;
+    el.text.disabled = true;
+    el.send.disabled = true;
+  }
+
   // Live sending needs a cursor; on an older page (?before=N) and after a fatal
   // error the plain form post does the work, as without JavaScript.
   function live() { return cursor.live() && !ui.stopped; }
@@ -552,7 +565,14 @@
   window.addEventListener('online', function () { if (transport) { transport.wake(); } }, false);
   el.retry.addEventListener('click', function () { if (transport) { transport.connect(); } }, false);
 
+  // Leaving: stop reading first, or a poll or reconnect sent while the form goes would be a
+  // request in the room after the leave (a join again, announced after the "left").
+  $('leave-form').addEventListener('submit', function () {
+    ui.stopped = true;
+    if (transport) { transport.stop(); }
+  }, false);
   el.form.addEventListener('submit', function (ev) {
+    if (ui.left) { ev.preventDefault(); return; }
     if (!live()) { return; }
     ev.preventDefault();
     submit();

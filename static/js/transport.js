@@ -66,6 +66,7 @@
   // An HTTP status after which retrying cannot help: the notice's string key, or null.
   function fatalStatus(status) {
     if (status === 401) { return 'expired'; }
+    if (status === 410) { return 'left_room'; }  // a long-poll ended: the session left (maybe in another tab)
     if (status === 409) { return 'name_taken'; }
     return null;
   }

@@ -232,3 +232,40 @@ async def test_sse_and_long_poll_pages_reconnect_after_a_restart_and_lose_nothin
                 who.assert_no_page_errors()
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("transport", ["live", "compat", "fallback"])
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_leave_in_another_tab_stops_this_tab_and_sends_nothing_without_a_new_join(chat_server, transport):
+    """Leave in one tab: the other tab of the session learns it over its live connection (a WebSocket
+    close, the stream's last item, a long-poll's 410), says so, offers to join again and sends
+    nothing (a form post now would join the room again behind the person's back)."""
+    api = Api(chat_server.url)
+    try:
+        ina = await api.join("Ina", "kelas")
+        ws = await ina.ws()
+        await ws.handshake()
+        async with chromium() as browser:
+            sari = await person(browser, chat_server, "Sari")
+            if transport != "live":
+                await sari.page.context.add_init_script(NO_WEBSOCKET)
+            if transport == "fallback":
+                await sari.page.context.add_init_script(NO_EVENTSOURCE)
+            await sari.join("kelas", live_state=transport)
+            other_tab = await sari.page.context.new_page()
+            await other_tab.goto(sari.page.url)
+            await sari.page.fill("#text", "belum terkirim")
+
+            await other_tab.click("button.leave")
+            await ws.recv_until(lambda f: f.get("type") == "leave" and f.get("user") == "Sari")
+            note = sari.page.locator("#messages li.system").last
+            await expect(note).to_contain_text("You left this room (here or in another tab).")
+            await expect(note.get_by_role("link", name="Join again")).to_have_attribute("href", "/?room=kelas")
+            await expect(sari.page.locator("#text")).to_be_disabled()
+            await expect(sari.page.locator("#send")).to_be_disabled()
+            await expect(sari.page.locator("#text")).to_have_value("belum terkirim")  # kept, not sent
+            assert await ina.users() == ["Ina"]  # not joined again by the old tab
+            sari.assert_no_page_errors()
+        ws.close()
+    finally:
+        api.close()

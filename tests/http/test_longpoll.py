@@ -155,3 +155,22 @@ async def test_typing_right_after_a_send_goes_out_at_once(api):
     assert (await api.request("POST", typing, token=ani.token)).json == {"sent": False}  # within 2 s
     assert (await ani.post("satu")).status == 201
     assert (await api.request("POST", typing, token=ani.token)).json == {"sent": True}
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test(timeout=30)
+async def test_a_waiting_longpoll_answers_410_left_when_its_session_leaves(api):
+    """Leave (here, or in another tab of the same session): the session's poll in progress says
+    so at once, rather than waiting on and joining again with the next poll."""
+    ani = await api.join("Ani", "pergi")
+    budi = await api.join("Budi", "pergi")
+    a = await ani.ws()
+    hello, _, _ = await a.handshake()
+    poll, _join = await held_poll_by_newcomer(a, budi, hello["cursor"], wait=30)
+    assert (await budi.leave()).status == 200
+    resp = await asyncio.wait_for(poll, 5)
+    assert resp.status == 410 and resp.json["error"] == "left", resp.body
+    assert "join again" in resp.json["detail"]
+    await a.recv_until(is_event("leave", "Budi"))
+    assert await ani.users() == ["Ani"]
+    a.close()
