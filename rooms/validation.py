@@ -5,7 +5,9 @@ stripped (Tornado's ``get_argument`` would turn it into a space).  Names and roo
 names are NFKC-normalised and may hold no invisible or direction-changing
 character; two names are the same person in a room when their confusable
 skeletons match (:func:`name_key`, Unicode TS #39 via :mod:`rooms.confusables`).
-Message texts are NFC-normalised: they are shown as written.
+Message texts are NFC-normalised: they are shown as written.  Their line breaks are made LF
+first: a browser's form sends a textarea's as CR LF, some clients send a lone CR, and every input
+path (form, JSON, WebSocket) comes through :func:`clean_text`.
 """
 
 from __future__ import annotations
@@ -101,7 +103,14 @@ def clean_room(value: object) -> str:
     return room
 
 
+def normalise_line_breaks(text: str) -> str:
+    """CR LF and a lone CR become LF (HTML submits a textarea's line breaks as CR LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def clean_text(value: object, max_chars: int = TEXT_MAX_CHARS_DEFAULT) -> str:
+    if isinstance(value, str):
+        value = normalise_line_breaks(value)
     return _clean(value, "text", max_chars, errors.InvalidText, _TEXT_ALLOWED_CONTROLS)
 
 
