@@ -15,8 +15,11 @@ from rooms.hub import TAIL_EVENTS
 from rooms.validation import clean_name, clean_room, name_key
 
 from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path, shows_form_errors
+from .messages import client_error_strings
 
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
+# The join form's field an error belongs to (shown at it, the field focused); others go above the form.
+JOIN_FIELD_OF_CODE = {"invalid_name": "name", "name_taken": "name", "invalid_room": "room", "no_such_room": "room"}
 
 
 def accept_language_codes(header: str, supported: Iterable[str]) -> list[str]:
@@ -98,6 +101,7 @@ def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
         "expired": _("Your session has expired."),
         "name_taken": _("Your name is in use in this room by another session."),
         "join_again": _("Join again"),
+        **client_error_strings(locale),
     }
 
 
@@ -111,10 +115,15 @@ class PageHandler(BaseHandler):
         codes = accept_language_codes(header, tornado.locale.get_supported_locales())
         return tornado.locale.get(*codes) if codes else None
 
-    async def render_join(self, name: str, room: str, error: str | None = None, status: int = 200) -> None:
+    async def render_join(self, name: str, room: str, error: errors.ChatError | None = None, status: int = 200,
+                          left: str | None = None) -> None:
+        """The join form; an error is shown at its field (JOIN_FIELD_OF_CODE), which gets the focus,
+        or above the form; ``left``: the room the session just left (said above the form)."""
         self.set_status(status)
         rooms = [r for r in await self.hub.rooms_info() if r["users"]]  # rooms with people in them now
-        self.render("join.html", name=name, room=room, error=error, rooms=rooms[:20], room_path=room_path)
+        field = JOIN_FIELD_OF_CODE.get(error.code, "") if error is not None else ""
+        self.render("join.html", name=name, room=room, field=field, left=left, rooms=rooms[:20], room_path=room_path,
+                    error=self.translate_error(error) if error is not None else None)
 
 
 class JoinPage(PageHandler):
@@ -137,8 +146,7 @@ class JoinHandler(PageHandler):
 
     async def show_form_error(self, exc: errors.ChatError) -> None:
         fields = getattr(self, "fields", {})
-        await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""),
-                               self.translate_error(exc), exc.status)
+        await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""), exc, exc.status)
 
     @shows_form_errors
     async def post(self) -> None:
@@ -174,7 +182,7 @@ class RoomPage(PageHandler):
         try:
             room = self.path_room(room)
         except errors.ChatError as exc:
-            await self.render_join("", "", self.translate_error(exc), 404)
+            await self.render_join("", "", exc, 404)
             return
         session = self.current_user
         if session is None:
@@ -182,12 +190,11 @@ class RoomPage(PageHandler):
             return
         try:
             await self.hub.touch(room, session)
-        except errors.NoSuchRoom:  # a typo, or a room gone with the memory store: joining makes it
-            message = self.locale.translate("There is no room of that name yet. Join it to start it.")
-            await self.render_join(session.name, room, message, 404)
+        except errors.NoSuchRoom as exc:  # a typo, or a room gone with the memory store: joining makes it
+            await self.render_join(session.name, room, exc, 404)
             return
         except errors.NameTaken as exc:  # another session has the name here now: choose another
-            await self.render_join(session.name, room, self.translate_error(exc), exc.status)
+            await self.render_join(session.name, room, exc, exc.status)
             return
         await self.render_room(room)
 

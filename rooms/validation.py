@@ -71,21 +71,21 @@ def _has_invisible(value: str) -> bool:
 def _clean(value: object, what: str, max_chars: int, error: type[errors.ChatError],
            allowed: frozenset[str] = frozenset(), form: Literal["NFC", "NFKC"] = "NFC") -> str:
     if not isinstance(value, str):
-        raise error(f"{what} must be a string")
+        raise error(f"{what} must be a string", reason="type")
     if _has_control(value, allowed):
-        raise error(f"{what} must not contain control characters")
+        raise error(f"{what} must not contain control characters", reason="control")
     value = unicodedata.normalize(form, value).strip()
     if not value:
-        raise error(f"{what} must not be empty")
+        raise error(f"{what} must not be empty", reason="empty")
     if len(value) > max_chars:
-        raise error(f"{what} must be at most {max_chars} characters")
+        raise error(f"{what} must be at most {max_chars} characters", reason="too_long", limit=max_chars)
     return value
 
 
 def _clean_label(value: object, what: str, max_chars: int, error: type[errors.ChatError]) -> str:
     """A name or room name: NFKC, no control, invisible or direction-changing character."""
     if isinstance(value, str) and _has_invisible(value):
-        raise error(f"{what} must not contain invisible or direction-changing characters")
+        raise error(f"{what} must not contain invisible or direction-changing characters", reason="invisible")
     return _clean(value, what, max_chars, error, form="NFKC")
 
 
@@ -97,9 +97,9 @@ def clean_room(value: object) -> str:
     room = _clean_label(value, "room", ROOM_MAX_CHARS, errors.InvalidRoom)
     if "/" in room:
         # A slash would make /rooms/<room>/... ambiguous.
-        raise errors.InvalidRoom("room must not contain '/'")
+        raise errors.InvalidRoom("room must not contain '/'", reason="slash")
     if room in ROOM_DOT_NAMES:
-        raise errors.InvalidRoom("room must not be '.' or '..'")
+        raise errors.InvalidRoom("room must not be '.' or '..'", reason="dots")
     return room
 
 

@@ -303,7 +303,7 @@
         break;
       case 'error':
         if (f.client_id) { refused(f.client_id, f.error, f.detail, f.retry_after); }
-        else { showError(f.detail || f.error); }
+        else { showError(errorText(f.error, f.detail)); }
         break;
     }
   }
@@ -372,7 +372,7 @@
     dom.removeClass(li, 'failed');
     if (item.state === 'failed') {
       dom.addClass(li, 'failed');
-      line.appendChild(doc.createTextNode(t('failed', { detail: item.error })));
+      line.appendChild(doc.createTextNode(t('failed', { detail: errorText(item.code, item.error) })));
       var retry = dom.make(doc, 'button', 'secondary', t('retry'));
       retry.type = 'button';
       retry.onclick = function () { outbox.retry(item); flushOutbox(); };
@@ -472,6 +472,14 @@
   }
 
   // ---------------------------------------------------------------- composer
+
+  // An error code in words for a person (the page's error_<code> strings, handlers/messages.py);
+  // the server's detail (written for developers) only for a code the page has no words for.
+  function errorText(code, detail) {
+    var key = 'error_' + code;
+    var text = code ? t(key) : key;
+    return text !== key ? text : (detail || code || '');
+  }
 
   var composerErrorTimer = null;
   function showError(text) {

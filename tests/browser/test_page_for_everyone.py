@@ -34,3 +34,83 @@ async def test_without_javascript_a_multi_line_message_is_sent_and_shown_with_it
         assert [e["text"] for e in events if e["type"] == "message"] == ["baris satu\nbaris dua\n\nbaris empat"]
     finally:
         api.close()
+
+
+async def field_error(page, field: str, message: str) -> None:
+    """The error is at ``field``: shown under it, tied to it for screen readers, the field focused,
+    and no other field marked."""
+    box = page.locator(f"#{field}")
+    await expect(box).to_be_focused()
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    described = await box.get_attribute("aria-describedby")
+    assert described, f"#{field} is tied to no message"
+    await expect(page.locator(f"#{described}")).to_have_text(message)
+    assert await page.evaluate(f"""() => {{
+      const box = document.getElementById('{field}'), note = document.getElementById('{described}');
+      return box.compareDocumentPosition(note) & Node.DOCUMENT_POSITION_FOLLOWING
+        && box.parentElement === note.parentElement;
+    }}""")  # at the field, after it
+    other = "room" if field == "name" else "name"
+    assert await page.locator(f"#{other}").get_attribute("aria-invalid") is None
+    await expect(page.locator(".join-card [role=alert]")).to_have_count(0)  # not in a box above the form
+
+
+@pytest.mark.parametrize(("lang", "taken", "slash", "empty_room"), [
+    ("en-US", "This name is taken in this room right now. Pick another one.",
+     "A room name cannot contain “/”. Pick another one.",
+     "Type the name of the room to join, or of a new one to start."),
+    ("id-ID", "Nama ini sedang dipakai di ruang ini. Pilih nama lain.",
+     "Nama ruang tidak boleh berisi “/”. Pilih nama lain.",
+     "Ketik nama ruang yang ingin kamu masuki, atau nama ruang baru untuk memulainya."),
+])
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_join_form_errors_sit_at_their_field_in_words_for_people(chat_server, lang, taken, slash, empty_room):
+    api = Api(chat_server.url)
+    sockets = []
+    try:
+        sari = await api.join("Sari", "kelas")
+        sockets.append(await sari.ws())  # Sari is present in "kelas"
+        await sockets[-1].handshake()
+        async with chromium() as browser:
+            other = await person(browser, chat_server, "Sari", locale=lang)
+            page = other.page
+            await page.goto(chat_server.url + "/")
+            await page.fill("#name", "SARI")
+            await page.fill("#room", "kelas")
+            await page.click("button[type=submit]")
+            await field_error(page, "name", taken)
+            await expect(page.locator("#name")).to_have_value("SARI")  # what was typed is kept
+            await expect(page.locator("#room")).to_have_value("kelas")
+
+            await page.fill("#name", "Sari Dewi")
+            await page.fill("#room", "kelas/2")
+            await page.click("button[type=submit]")
+            await field_error(page, "room", slash)
+            await expect(page.locator("#name")).to_have_value("Sari Dewi")
+
+            await page.fill("#room", " ")
+            await page.click("button[type=submit]")
+            await field_error(page, "room", empty_room)
+
+            await page.fill("#room", "kelas 2")  # corrected: in
+            await page.click("button[type=submit]")
+            await expect(page.locator(".welcome")).to_contain_text("Sari Dewi")
+            other.assert_no_page_errors()
+    finally:
+        for sock in sockets:
+            sock.close()
+        api.close()
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_a_failed_send_says_why_in_indonesian(chat_server):
+    async with chromium() as browser:
+        sari = await person(browser, chat_server, "Sari", locale="id-ID")
+        await sari.join("kelas")
+        await sari.say("halo\u0007semua")  # a bell: a control character, refused by the server
+        bubble = sari.page.locator("#outbox .failed .pending-state")
+        await expect(bubble).to_contain_text(
+            "Tidak terkirim: Pesan ini tidak dapat dikirim apa adanya: pesannya kosong, terlalu panjang, "
+            "atau berisi karakter yang tidak dapat dikirim.")
+        await expect(bubble).not_to_contain_text("control")
+        sari.assert_no_page_errors()
