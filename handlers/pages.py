@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Iterable
+import zoneinfo
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +20,8 @@ from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_sess
 from .messages import client_error_strings
 
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
+TZ_COOKIE = "tz"  # the reader's IANA time zone, written by the room page's script (static/js/app.js)
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 # The join form's field an error belongs to (shown at it, the field focused); others go above the form.
 JOIN_FIELD_OF_CODE = {"invalid_name": "name", "name_taken": "name", "invalid_room": "room", "no_such_room": "room"}
 
@@ -64,6 +68,39 @@ def continues(prev: Event | None, event: Event) -> bool:
         return False
     gap_s = (end - start).total_seconds()
     return 0 <= gap_s <= GROUP_WINDOW_S
+
+
+def zone_named(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """The time zone called ``name`` (an IANA name from the browser), or None for anything else."""
+    if not name or not _ZONE_NAME.fullmatch(name) or ".." in name or name.startswith("/"):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def utc_clock(ts: str) -> str:
+    """An event's time as the page shows it when it knows no zone: ``"16:28 UTC"``
+    (static/js/render.js writes the same, and then the browser's own time over it)."""
+    return ts[11:16] + " UTC"
+
+
+def zone_clock(zone: zoneinfo.ZoneInfo | None) -> Callable[[str], str]:
+    """The time label for events on a server-rendered page: in ``zone`` with its abbreviation
+    (``"23:28 WIB"``), or :func:`utc_clock` without one."""
+    if zone is None:
+        return utc_clock
+
+    def clock(ts: str) -> str:
+        try:
+            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            return utc_clock(ts)
+        if when.tzinfo is None:
+            return utc_clock(ts)
+        return when.astimezone(zone).strftime("%H:%M %Z")
+    return clock
 
 
 def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
@@ -213,4 +250,5 @@ class RoomPage(PageHandler):
                     epoch=epoch, cursor=cursor, error=error, text=text, room_path=room_path,
                     older=events[0].id if events and events[0].id > 1 else None,
                     continues=continues, client_strings=client_strings(self.locale),
+                    clock=zone_clock(zone_named(self.get_cookie(TZ_COOKIE))),
                     max_length=self.hub.config.max_message_chars)

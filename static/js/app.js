@@ -23,6 +23,16 @@
   var root = doc.getElementById('chat');
   if (!root) { return; }
 
+  // The reader's time zone, for the server's pages (times on a no-JavaScript view of the room are
+  // in it, handlers/pages.py reader_zone); the server checks the name against its zone database.
+  var TZ_COOKIE_MAX_AGE_S = 365 * 24 * 3600;
+  try {
+    var zone = typeof Intl !== 'undefined' && Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && /^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
+      doc.cookie = 'tz=' + zone + '; path=/; max-age=' + TZ_COOKIE_MAX_AGE_S + '; samesite=lax';
+    }
+  } catch (e) { /* no Intl: the pages say UTC */ }
+
   var dom = O.dom;
   var render = O.render;
   function $(id) { return doc.getElementById(id); }

@@ -27,7 +27,7 @@ import tornado.locale
 import tornado.template
 from playwright.async_api import expect
 
-from handlers.pages import GROUP_WINDOW_S, client_strings, continues
+from handlers.pages import GROUP_WINDOW_S, client_strings, continues, utc_clock
 from rooms import Event
 from tests.browser.harness import TEST_TIMEOUT_S, chromium, client_page, person
 from tests.browser.test_client_static import read_catalogue
@@ -85,7 +85,8 @@ def render_partial(events: list[Event], me: str, loc: tornado.locale.Locale) -> 
     """Each event through templates/event.html as room.html includes it, with its JSON for the client."""
     template, prev, out = partial(), None, []
     for e in events:
-        html = template.generate(e=e, prev=prev, me=me, continues=continues, _=loc.translate).decode()
+        html = template.generate(e=e, prev=prev, me=me, continues=continues, clock=utc_clock,
+                                 _=loc.translate).decode()
         out.append({"html": html, "event": e.public(), "prev": prev.public() if prev else None, "me": me})
         prev = e
     return out
@@ -163,7 +164,8 @@ def test_links_follow_the_shared_cases_in_the_template():
     template = partial()
     for case in LINKS["cases"]:
         e = Event(1, "message", ROOM, "Budi", ts(0), case["text"])
-        html = template.generate(e=e, prev=None, me="Ani", continues=continues, _=locale("en_US").translate)
+        html = template.generate(e=e, prev=None, me="Ani", continues=continues, clock=utc_clock,
+                                 _=locale("en_US").translate)
         anchors = Anchors()
         anchors.feed(html.decode())
         assert anchors.hrefs == case["links"], case["why"]
@@ -211,7 +213,9 @@ async def test_the_room_page_and_the_live_client_render_events_alike(chat_server
         for text in ("halo semua", "lihat https://example.com/a?q=1&b=2 (penting)."):
             assert (await budi.post(text)).status == 201
         async with chromium() as browser:
-            ani = await person(browser, chat_server, "Ani")
+            # In UTC: the page remembers the reader's zone (a cookie) and the server's page then
+            # writes times in it, which render.event (always "HH:MM UTC") matches only in UTC.
+            ani = await person(browser, chat_server, "Ani", timezone_id="UTC")
             await ani.join(ROOM)
             await ani.say("halo Budi")
             await ani.say("<b>tebal</b> & http://example.org/x_(y)")

@@ -114,3 +114,49 @@ async def test_a_failed_send_says_why_in_indonesian(chat_server):
             "atau berisi karakter yang tidak dapat dikirim.")
         await expect(bubble).not_to_contain_text("control")
         sari.assert_no_page_errors()
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_times_on_the_no_javascript_page_are_in_the_readers_zone_remembered_from_the_live_page(chat_server):
+    """Jakarta is UTC+7 all year (WIB).  A browser that once showed the live page (which notes its
+    zone) shows the no-JavaScript page's times in that zone; one that never did is told "UTC"."""
+    api = Api(chat_server.url)
+    try:
+        budi = await api.join("Budi", "zona")
+        sent = await budi.post("jam berapa di sana?")
+        assert sent.status == 201
+        ts = sent.json["ts"]
+        hour, minute = int(ts[11:13]), ts[14:16]
+        jakarta = f"{(hour + 7) % 24:02d}:{minute} WIB"
+        async with chromium() as browser:
+            sari = await person(browser, chat_server, "Sari", timezone_id="Asia/Jakarta", locale="id-ID")
+            await sari.join("zona")
+            await expect(sari.message("jam berapa di sana?")).to_be_visible()
+            cookies = await sari.page.context.cookies()
+            assert any(c["name"] == "tz" and c["value"] == "Asia/Jakarta" for c in cookies), cookies
+
+            # The same browser with JavaScript off (its cookies: the session and the zone).
+            plain = await person(browser, chat_server, "Sari", java_script_enabled=False,
+                                 timezone_id="Asia/Jakarta", locale="id-ID")
+            await plain.page.context.add_cookies(cookies)
+            await plain.page.goto(chat_server.url + "/rooms/zona")
+            message = plain.page.locator("#messages .event.message").filter(has_text="jam berapa di sana?")
+            await expect(message.locator("time")).to_have_text(jakarta)
+            await expect(message.locator("time")).to_have_attribute("datetime", ts)
+
+            # Never on the live page (no zone known): the time says its zone.
+            other = await person(browser, chat_server, "Tono", java_script_enabled=False)
+            await other.join("zona", live_state=None)
+            message = other.page.locator("#messages .event.message").filter(has_text="jam berapa di sana?")
+            await expect(message.locator("time")).to_have_text(f"{hour:02d}:{minute} UTC")
+
+            # A zone the server does not know, or a path, is ignored.
+            for bad in ("Mars/Olympus_Mons", "../../etc/passwd", "Asia/Jakarta\u0000"):
+                await other.page.context.add_cookies([{"name": "tz", "value": bad.replace("\u0000", "%00"),
+                                                       "url": chat_server.url}])
+                await other.page.reload()
+                await expect(message.locator("time")).to_have_text(f"{hour:02d}:{minute} UTC")
+            for who in (sari, plain, other):
+                who.assert_no_page_errors()
+    finally:
+        api.close()
