@@ -166,7 +166,10 @@ class PageHandler(BaseHandler):
 class JoinPage(PageHandler):
     async def get(self) -> None:
         session = self.current_user
-        await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
+        room = self.raw_query("room") or ""
+        # ?left=1: a form Leave (no JavaScript) came here; the page says which room was left.
+        left = room if room and self.raw_query("left") == "1" else None
+        await self.render_join(name=session.name if session else "", room=room, left=left)
 
 
 class JoinHandler(PageHandler):

@@ -160,3 +160,52 @@ async def test_times_on_the_no_javascript_page_are_in_the_readers_zone_remembere
                 who.assert_no_page_errors()
     finally:
         api.close()
+
+
+@pytest.mark.parametrize(("lang", "note", "empty", "left", "again"), [
+    ("en-US", "This page does not update by itself: press Refresh to see new messages.",
+     "The message is empty. Write something before you send it.", "You left Kelas A.", "Join again"),
+    ("id-ID", "Halaman ini tidak diperbarui sendiri: tekan Muat ulang untuk melihat pesan baru.",
+     "Pesannya kosong. Tulis sesuatu sebelum mengirim.", "Kamu sudah keluar dari Kelas A.", "Gabung lagi"),
+])
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_without_javascript_the_page_says_how_to_see_news_where_a_blank_message_went_wrong_and_that_you_left(
+        chat_server, lang, note, empty, left, again):
+    async with chromium() as browser:
+        nojs = await person(browser, chat_server, "Nojs", java_script_enabled=False, locale=lang)
+        await nojs.join("Kelas A", live_state=None)
+        page = nojs.page
+        # One line says how to see new messages (get_by_text does not look inside <noscript>).
+        await expect(page.locator("#nojs-note")).to_have_text(note)
+        await expect(page.locator("#nojs-note")).to_be_visible()
+
+        # A blank message: the room again, the message at the box, the box focused, the rest kept.
+        await page.fill("#text", "   \n  ")
+        await page.click("button.send")
+        box = page.locator("#text")
+        await expect(box).to_be_focused()
+        await expect(box).to_have_attribute("aria-invalid", "true")
+        described = (await box.get_attribute("aria-describedby") or "").split()
+        assert "composer-error" in described, described
+        await expect(page.locator("#composer-error")).to_have_text(empty)
+        await expect(page.locator(".welcome")).to_contain_text("Nojs")
+        await expect(page.locator("#nojs-note")).to_be_visible()
+        assert "text must not be empty" not in await page.content()
+
+        # Corrected, it goes, and the box is no longer marked.
+        await page.fill("#text", "halo")
+        await page.click("button.send")
+        await expect(nojs.message("halo")).to_be_visible()
+        await expect(box).not_to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#composer-error")).to_be_hidden()
+
+        # Leave: a page that says so, with a way back in.
+        await page.click("button.leave")
+        await expect(page.locator("[role=status]")).to_contain_text(left)
+        link = page.get_by_role("link", name=again)
+        await expect(link).to_be_visible()
+        await link.click()
+        await expect(page.locator("#room")).to_have_value("Kelas A")
+        await page.click("button[type=submit]")
+        await expect(page.locator(".welcome")).to_contain_text("Nojs")
+        nojs.assert_no_page_errors()
