@@ -209,3 +209,89 @@ async def test_without_javascript_the_page_says_how_to_see_news_where_a_blank_me
         await page.click("button[type=submit]")
         await expect(page.locator(".welcome")).to_contain_text("Nojs")
         nojs.assert_no_page_errors()
+
+
+# The contrast of an element's text against what is behind it (backgrounds composited up the tree).
+CONTRAST_JS = """el => {
+  const rgba = s => {
+    const m = s.match(/[\\d.]+/g).map(Number);
+    return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1];
+  };
+  const layers = [];
+  for (let n = el; n; n = n.parentElement) {
+    const bg = rgba(getComputedStyle(n).backgroundColor);
+    if (bg[3] > 0) { layers.push(bg); }
+    if (bg[3] >= 1) { break; }
+  }
+  let under = [255, 255, 255];
+  for (const [r, g, b, a] of layers.reverse()) {
+    under = [r * a + under[0] * (1 - a), g * a + under[1] * (1 - a), b * a + under[2] * (1 - a)];
+  }
+  const lum = c => {
+    const v = c.slice(0, 3).map(x => x / 255).map(x => x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4));
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+  };
+  const [hi, lo] = [lum(rgba(getComputedStyle(el).color)), lum(under)].sort((a, b) => b - a);
+  return (hi + 0.05) / (lo + 0.05);
+}"""
+LONG_LINE = "    return " + " + ".join(f"nilai_{i}" for i in range(30))
+CODE_MESSAGE = f"pakai `print(x)` lalu\n```\ndef f():\n{LONG_LINE}\n```\nselesai `<b>` https://example.com"
+
+
+async def check_code_is_shown(who, mine: bool) -> None:
+    page = who.page
+    message = page.locator("#messages .event.message").filter(has_text="selesai")
+    await expect(message).to_have_count(1)
+    inline = message.locator(".text > code")
+    await expect(inline).to_have_text(["print(x)", "<b>"])
+    block = message.locator(".text > pre")
+    await expect(block).to_have_count(1)
+    await expect(block).to_have_attribute("tabindex", "0")
+    await expect(block.locator("code")).to_have_text(f"def f():\n{LONG_LINE}")  # lines kept
+    assert await block.inner_text() == f"def f():\n{LONG_LINE}"
+    await expect(message.locator(".text b, .text pre a, .text code a")).to_have_count(0)  # no HTML, no link in code
+    await expect(message.locator(".text > a")).to_have_attribute("href", "https://example.com")
+    assert await message.locator(".text").evaluate("t => t.textContent.includes('`')") is False
+    # The long line scrolls inside the block; the bubble stays inside the timeline, the page does not scroll sideways.
+    sizes = await block.evaluate("""pre => {
+      const bubble = pre.parentElement.getBoundingClientRect(), box = pre.getBoundingClientRect();
+      const list = document.getElementById('messages').getBoundingClientRect();
+      const root = document.documentElement;
+      return {scrolls: pre.scrollWidth > pre.clientWidth,
+              inside: box.right <= bubble.right + 0.5 && bubble.right <= list.right + 0.5
+                && bubble.left >= list.left - 0.5,
+              page: root.scrollWidth <= root.clientWidth};
+    }""")
+    assert sizes == {"scrolls": True, "inside": True, "page": True}, (who.name, mine, sizes)
+    # Keyboard: Tab reaches the block, and the arrow keys scroll it.
+    await block.focus()
+    await expect(block).to_be_focused()
+    # (Scrolling may be animated: press again until it has moved, a bounded number of times;
+    # wait_for_function cannot run in a page with JavaScript off.)
+    for _ in range(20):
+        await page.keyboard.press("ArrowRight")
+        if await block.evaluate("pre => pre.scrollLeft") > 0:
+            break
+    assert await block.evaluate("pre => pre.scrollLeft") > 0, "the arrow keys do not scroll the block"
+    for part in (inline.first, block.locator("code")):
+        ratio = await part.evaluate(CONTRAST_JS)
+        assert ratio >= 4.5, (who.name, mine, ratio)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_code_in_a_message_shows_as_code_on_the_live_and_the_no_javascript_page(chat_server, scheme):
+    async with chromium() as browser:
+        ani = await person(browser, chat_server, "Ani", color_scheme=scheme, viewport={"width": 390, "height": 800})
+        nojs = await person(browser, chat_server, "Nojs", java_script_enabled=False, color_scheme=scheme)
+        await ani.join("kode")
+        await nojs.join("kode", live_state=None)
+        await ani.page.fill("#text", CODE_MESSAGE)
+        await ani.page.press("#text", "Enter")
+        await check_code_is_shown(ani, mine=True)  # live, rendered by render.js
+        await nojs.page.reload()
+        await check_code_is_shown(nojs, mine=False)  # rendered by the server
+        await ani.page.reload()  # the server's page, taken over by the client
+        await check_code_is_shown(ani, mine=True)
+        for who in (ani, nojs):
+            who.assert_no_page_errors()
