@@ -149,7 +149,7 @@ class LeaveHandler(BaseHandler):
         await self.hub.leave(room, session)
         self.remember_left(room, session, True)
         if self.is_form_post():
-            self.redirect("/?room=" + quote(room, safe=""), status=303)
+            self.redirect("/?room=" + quote(room, safe="") + "&left=1", status=303)  # the join page says so
         else:
             self.send_json({"left": True})
 

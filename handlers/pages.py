@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Iterable
+import zoneinfo
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,8 +17,13 @@ from rooms.hub import TAIL_EVENTS
 from rooms.validation import clean_name, clean_room, name_key
 
 from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path, shows_form_errors
+from .messages import client_error_strings
 
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
+TZ_COOKIE = "tz"  # the reader's IANA time zone, written by the room page's script (static/js/app.js)
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
+# The join form's field an error belongs to (shown at it, the field focused); others go above the form.
+JOIN_FIELD_OF_CODE = {"invalid_name": "name", "name_taken": "name", "invalid_room": "room", "no_such_room": "room"}
 
 
 def accept_language_codes(header: str, supported: Iterable[str]) -> list[str]:
@@ -63,6 +70,39 @@ def continues(prev: Event | None, event: Event) -> bool:
     return 0 <= gap_s <= GROUP_WINDOW_S
 
 
+def zone_named(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """The time zone called ``name`` (an IANA name from the browser), or None for anything else."""
+    if not name or not _ZONE_NAME.fullmatch(name) or ".." in name or name.startswith("/"):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def utc_clock(ts: str) -> str:
+    """An event's time as the page shows it when it knows no zone: ``"16:28 UTC"``
+    (static/js/render.js writes the same, and then the browser's own time over it)."""
+    return ts[11:16] + " UTC"
+
+
+def zone_clock(zone: zoneinfo.ZoneInfo | None) -> Callable[[str], str]:
+    """The time label for events on a server-rendered page: in ``zone`` with its abbreviation
+    (``"23:28 WIB"``), or :func:`utc_clock` without one."""
+    if zone is None:
+        return utc_clock
+
+    def clock(ts: str) -> str:
+        try:
+            when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            return utc_clock(ts)
+        if when.tzinfo is None:
+            return utc_clock(ts)
+        return when.astimezone(zone).strftime("%H:%M %Z")
+    return clock
+
+
 def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
     """The UI text chat.js needs, translated; the room page hands it over as JSON."""
     _ = locale.translate
@@ -98,6 +138,7 @@ def client_strings(locale: tornado.locale.Locale) -> dict[str, str]:
         "expired": _("Your session has expired."),
         "name_taken": _("Your name is in use in this room by another session."),
         "join_again": _("Join again"),
+        **client_error_strings(locale),
     }
 
 
@@ -111,16 +152,24 @@ class PageHandler(BaseHandler):
         codes = accept_language_codes(header, tornado.locale.get_supported_locales())
         return tornado.locale.get(*codes) if codes else None
 
-    async def render_join(self, name: str, room: str, error: str | None = None, status: int = 200) -> None:
+    async def render_join(self, name: str, room: str, error: errors.ChatError | None = None, status: int = 200,
+                          left: str | None = None) -> None:
+        """The join form; an error is shown at its field (JOIN_FIELD_OF_CODE), which gets the focus,
+        or above the form; ``left``: the room the session just left (said above the form)."""
         self.set_status(status)
         rooms = [r for r in await self.hub.rooms_info() if r["users"]]  # rooms with people in them now
-        self.render("join.html", name=name, room=room, error=error, rooms=rooms[:20], room_path=room_path)
+        field = JOIN_FIELD_OF_CODE.get(error.code, "") if error is not None else ""
+        self.render("join.html", name=name, room=room, field=field, left=left, rooms=rooms[:20], room_path=room_path,
+                    error=self.translate_error(error) if error is not None else None)
 
 
 class JoinPage(PageHandler):
     async def get(self) -> None:
         session = self.current_user
-        await self.render_join(name=session.name if session else "", room=self.raw_query("room") or "")
+        room = self.raw_query("room") or ""
+        # ?left=1: a form Leave (no JavaScript) came here; the page says which room was left.
+        left = room if room and self.raw_query("left") == "1" else None
+        await self.render_join(name=session.name if session else "", room=room, left=left)
 
 
 class JoinHandler(PageHandler):
@@ -137,8 +186,7 @@ class JoinHandler(PageHandler):
 
     async def show_form_error(self, exc: errors.ChatError) -> None:
         fields = getattr(self, "fields", {})
-        await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""),
-                               self.translate_error(exc), exc.status)
+        await self.render_join(str(fields.get("name") or ""), str(fields.get("room") or ""), exc, exc.status)
 
     @shows_form_errors
     async def post(self) -> None:
@@ -176,7 +224,7 @@ class RoomPage(PageHandler):
         try:
             room = self.path_room(room)
         except errors.ChatError as exc:
-            await self.render_join("", "", self.translate_error(exc), 404)
+            await self.render_join("", "", exc, 404)
             return
         session = self.current_user
         if session is None:
@@ -187,12 +235,11 @@ class RoomPage(PageHandler):
             return
         try:
             await self.hub.touch(room, session)
-        except errors.NoSuchRoom:  # a typo, or a room gone with the memory store: joining makes it
-            message = self.locale.translate("There is no room of that name yet. Join it to start it.")
-            await self.render_join(session.name, room, message, 404)
+        except errors.NoSuchRoom as exc:  # a typo, or a room gone with the memory store: joining makes it
+            await self.render_join(session.name, room, exc, 404)
             return
         except errors.NameTaken as exc:  # another session has the name here now: choose another
-            await self.render_join(session.name, room, self.translate_error(exc), exc.status)
+            await self.render_join(session.name, room, exc, exc.status)
             return
         await self.render_room(room)
 
@@ -211,4 +258,5 @@ class RoomPage(PageHandler):
                     epoch=epoch, cursor=cursor, error=error, text=text, room_path=room_path,
                     older=events[0].id if events and events[0].id > 1 else None,
                     continues=continues, client_strings=client_strings(self.locale),
+                    clock=zone_clock(zone_named(self.get_cookie(TZ_COOKIE))),
                     max_length=self.hub.config.max_message_chars)

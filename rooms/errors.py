@@ -13,9 +13,11 @@ class ChatError(Exception):
     code = "bad_request"
     status = 400
 
-    def __init__(self, detail: str = "", **extra: object) -> None:
+    def __init__(self, detail: str = "", *, reason: str = "", limit: int | None = None, **extra: object) -> None:
         super().__init__(detail or self.code)
         self.detail = detail or self.code
+        self.reason = reason  # what was wrong, for a page's wording (not sent)
+        self.limit = limit  # the limit a too_long value broke
         self.extra = extra  # extra JSON fields, e.g. retry_after
 
     def as_dict(self) -> dict[str, object]:

@@ -5,7 +5,9 @@ stripped (Tornado's ``get_argument`` would turn it into a space).  Names and roo
 names are NFKC-normalised and may hold no invisible or direction-changing
 character; two names are the same person in a room when their confusable
 skeletons match (:func:`name_key`, Unicode TS #39 via :mod:`rooms.confusables`).
-Message texts are NFC-normalised: they are shown as written.
+Message texts are NFC-normalised: they are shown as written.  Their line breaks are made LF
+first: a browser's form sends a textarea's as CR LF, some clients send a lone CR, and every input
+path (form, JSON, WebSocket) comes through :func:`clean_text`.
 """
 
 from __future__ import annotations
@@ -69,21 +71,21 @@ def _has_invisible(value: str) -> bool:
 def _clean(value: object, what: str, max_chars: int, error: type[errors.ChatError],
            allowed: frozenset[str] = frozenset(), form: Literal["NFC", "NFKC"] = "NFC") -> str:
     if not isinstance(value, str):
-        raise error(f"{what} must be a string")
+        raise error(f"{what} must be a string", reason="type")
     if _has_control(value, allowed):
-        raise error(f"{what} must not contain control characters")
+        raise error(f"{what} must not contain control characters", reason="control")
     value = unicodedata.normalize(form, value).strip()
     if not value:
-        raise error(f"{what} must not be empty")
+        raise error(f"{what} must not be empty", reason="empty")
     if len(value) > max_chars:
-        raise error(f"{what} must be at most {max_chars} characters")
+        raise error(f"{what} must be at most {max_chars} characters", reason="too_long", limit=max_chars)
     return value
 
 
 def _clean_label(value: object, what: str, max_chars: int, error: type[errors.ChatError]) -> str:
     """A name or room name: NFKC, no control, invisible or direction-changing character."""
     if isinstance(value, str) and _has_invisible(value):
-        raise error(f"{what} must not contain invisible or direction-changing characters")
+        raise error(f"{what} must not contain invisible or direction-changing characters", reason="invisible")
     return _clean(value, what, max_chars, error, form="NFKC")
 
 
@@ -95,13 +97,20 @@ def clean_room(value: object) -> str:
     room = _clean_label(value, "room", ROOM_MAX_CHARS, errors.InvalidRoom)
     if "/" in room:
         # A slash would make /rooms/<room>/... ambiguous.
-        raise errors.InvalidRoom("room must not contain '/'")
+        raise errors.InvalidRoom("room must not contain '/'", reason="slash")
     if room in ROOM_DOT_NAMES:
-        raise errors.InvalidRoom("room must not be '.' or '..'")
+        raise errors.InvalidRoom("room must not be '.' or '..'", reason="dots")
     return room
 
 
+def normalise_line_breaks(text: str) -> str:
+    """CR LF and a lone CR become LF (HTML submits a textarea's line breaks as CR LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def clean_text(value: object, max_chars: int = TEXT_MAX_CHARS_DEFAULT) -> str:
+    if isinstance(value, str):
+        value = normalise_line_breaks(value)
     return _clean(value, "text", max_chars, errors.InvalidText, _TEXT_ALLOWED_CONTROLS)
 
 

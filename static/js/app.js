@@ -23,6 +23,16 @@
   var root = doc.getElementById('chat');
   if (!root) { return; }
 
+  // The reader's time zone, for the server's pages (times on a no-JavaScript view of the room are
+  // in it, handlers/pages.py reader_zone); the server checks the name against its zone database.
+  var TZ_COOKIE_MAX_AGE_S = 365 * 24 * 3600;
+  try {
+    var zone = typeof Intl !== 'undefined' && Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && /^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
+      doc.cookie = 'tz=' + zone + '; path=/; max-age=' + TZ_COOKIE_MAX_AGE_S + '; samesite=lax';
+    }
+  } catch (e) { /* no Intl: the pages say UTC */ }
+
   var dom = O.dom;
   var render = O.render;
   function $(id) { return doc.getElementById(id); }
@@ -305,7 +315,7 @@
         break;
       case 'error':
         if (f.client_id) { refused(f.client_id, f.error, f.detail, f.retry_after); }
-        else { showError(f.detail || f.error); }
+        else { showError(errorText(f.error, f.detail)); }
         break;
     }
   }
@@ -380,7 +390,7 @@
     dom.removeClass(li, 'failed');
     if (item.state === 'failed') {
       dom.addClass(li, 'failed');
-      line.appendChild(doc.createTextNode(t('failed', { detail: item.error })));
+      line.appendChild(doc.createTextNode(t('failed', { detail: errorText(item.code, item.error) })));
       var retry = dom.make(doc, 'button', 'secondary', t('retry'));
       retry.type = 'button';
       retry.onclick = function () { outbox.retry(item); flushOutbox(); };
@@ -480,6 +490,14 @@
   }
 
   // ---------------------------------------------------------------- composer
+
+  // An error code in words for a person (the page's error_<code> strings, handlers/messages.py);
+  // the server's detail (written for developers) only for a code the page has no words for.
+  function errorText(code, detail) {
+    var key = 'error_' + code;
+    var text = code ? t(key) : key;
+    return text !== key ? text : (detail || code || '');
+  }
 
   var composerErrorTimer = null;
   function showError(text) {

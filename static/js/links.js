@@ -1,4 +1,4 @@
-/* Obrolan client: which parts of a message are links.  Pure: no DOM, no network.
+/* Obrolan client: which parts of a message are links, and which are code.  Pure: no DOM, no network.
  * ES5; see docs/client.md.
  *
  * The rule is the server's: Tornado's linkify(text, require_protocol=True,
@@ -133,5 +133,42 @@
     return parts;
   }
 
-  O.links = { split: split, isWord: isWord };
+  // Code in a message, by the rule of handlers/richtext.py (docs/client.md, "Code in messages";
+  // tests/browser/cases/code.json holds both to it): left to right, ```block``` first, else
+  // `inline` on one line; a block drops one line break after its opening and before its closing
+  // backticks; code that is empty or only spaces, tabs and line breaks stays text.
+  //   codeParts('a `b` c') -> [{text: 'a '}, {code: 'b'}, {text: ' c'}]   (also {block: '...'})
+  var CODE_RE = /```([\s\S]+?)```|`([^`\n]+)`/g;
+  var BLANK_RE = /^[ \t\n]*$/;
+
+  function codeParts(text) {
+    text = String(text);
+    var parts = [];
+    function addText(chunk) {
+      if (!chunk) { return; }
+      var last = parts[parts.length - 1];
+      if (last && last.text !== undefined) { last.text += chunk; } else { parts.push({ text: chunk }); }
+    }
+    var at = 0;
+    var m;
+    CODE_RE.lastIndex = 0;
+    while ((m = CODE_RE.exec(text)) !== null) {
+      addText(text.slice(at, m.index));
+      at = m.index + m[0].length;
+      var block = m[1];
+      var content;
+      if (block !== undefined) {
+        if (block.charAt(0) === '\n') { block = block.slice(1); }
+        if (block.charAt(block.length - 1) === '\n') { block = block.slice(0, -1); }
+        content = block;
+      } else {
+        content = m[2];
+      }
+      if (BLANK_RE.test(content)) { addText(m[0]); } else if (block !== undefined) { parts.push({ block: content }); } else { parts.push({ code: content }); }
+    }
+    addText(text.slice(at));
+    return parts;
+  }
+
+  O.links = { split: split, isWord: isWord, codeParts: codeParts };
 }(window.Obrolan = window.Obrolan || {}));

@@ -147,6 +147,7 @@
       return { item: item, retryInMs: STORE_RETRY_MS };
     }
     item.state = 'failed';
+    item.code = code;
     item.error = detail || code;
     return { item: item, retryInMs: null };
   };
@@ -169,6 +170,7 @@
       return null;
     }
     item.state = 'failed';
+    item.code = (data && data.error) || null;
     item.error = (data && data.detail) || String(status);
     return null;
   };

@@ -26,7 +26,7 @@
   }
 
   // Text with http(s) URLs as links (the rule is in links.js); everything else stays text.
-  function richText(doc, parent, text) {
+  function linkedText(doc, parent, text) {
     var parts = O.links.split(text);
     for (var i = 0; i < parts.length; i++) {
       if (parts[i].url === undefined) {
@@ -39,6 +39,38 @@
         parent.appendChild(a);
       }
     }
+  }
+
+  // A message's text: `code` and ```blocks``` (links.js codeParts), links in the rest.  A block
+  // is focusable so that one wider than the bubble can be scrolled by keyboard.
+  function richText(doc, parent, text) {
+    var parts = O.links.codeParts(text);
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].code !== undefined) {
+        parent.appendChild(dom.make(doc, 'code', null, parts[i].code));
+      } else if (parts[i].block !== undefined) {
+        var pre = dom.make(doc, 'pre');
+        pre.setAttribute('tabindex', '0');
+        pre.appendChild(dom.make(doc, 'code', null, parts[i].block));
+        parent.appendChild(pre);
+      } else {
+        linkedText(doc, parent, parts[i].text);
+      }
+    }
+  }
+
+  // The text a message element shows, as it was written: code gets its backticks back (a block
+  // with a line break inside each fence, which the rule drops again).
+  function writtenText(el) {
+    var out = '';
+    for (var node = el.firstChild; node; node = node.nextSibling) {
+      var name = node.nodeName.toLowerCase();
+      if (name === 'code') { out += '`' + dom.text(node) + '`'; }
+      else if (name === 'pre') { out += '```\n' + dom.text(node) + '\n```'; }
+      else if (node.nodeType === 3) { out += node.data; }
+      else { out += dom.text(node); }
+    }
+    return out;
   }
 
   function timeEl(doc, ts) {
@@ -55,9 +87,9 @@
     meta.appendChild(doc.createTextNode(' '));
     if (ts) { meta.appendChild(timeEl(doc, ts)); }
     li.appendChild(meta);
-    var p = dom.make(doc, 'p', 'text');
-    richText(doc, p, text);
-    li.appendChild(p);
+    var box = dom.make(doc, 'div', 'text');  // a div: a code block (<pre>) may be inside
+    richText(doc, box, text);
+    li.appendChild(box);
   }
 
   // One event as an <li>, as templates/event.html renders it.
@@ -87,16 +119,16 @@
   // The event an <li> shows (server-rendered or not), read back from it.
   function readEvent(li) {
     var textEl = null;
-    var ps = li.getElementsByTagName('p');
-    for (var i = 0; i < ps.length; i++) {
-      if (dom.hasClass(ps[i], 'text')) { textEl = ps[i]; break; }
+    var divs = li.getElementsByTagName('div');
+    for (var i = 0; i < divs.length; i++) {
+      if (dom.hasClass(divs[i], 'text')) { textEl = divs[i]; break; }
     }
     return {
       id: parseInt(li.getAttribute('data-id'), 10),
       type: li.getAttribute('data-type'),
       user: li.getAttribute('data-user'),
       ts: li.getAttribute('data-ts'),
-      text: textEl ? dom.text(textEl) : null
+      text: textEl ? writtenText(textEl) : null
     };
   }
 

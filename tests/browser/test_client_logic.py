@@ -21,6 +21,7 @@ pytestmark = pytest.mark.browser
 CASES = Path(__file__).resolve().parent / "cases"
 GROUPING = json.loads((CASES / "grouping.json").read_text(encoding="utf-8"))
 LINKS = json.loads((CASES / "links.json").read_text(encoding="utf-8"))
+CODE = json.loads((CASES / "code.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
@@ -277,3 +278,41 @@ async def test_the_transport_ladder_starts_at_the_best_the_browser_has_and_skips
         }""")
     assert got["best"] == ["ws", "ws", "sse", "poll"]
     assert got["below"] == ["sse", "poll", "poll", "poll"]  # without EventSource, WebSocket's next is long-poll
+
+
+# The parts a person sees in a rendered message's text element: text, url, code, block; and each
+# block's tabindex.  Then the event read back from the element (as app.js reads a server-rendered
+# one) must render to the same element.
+CODE_PARTS_JS = """cases => cases.map(c => {
+  const e = {id: 1, type: 'message', user: 'Budi', ts: '2024-05-01T09:30:10.000Z', text: c.text};
+  const t = Obrolan.i18n.translator({});
+  const li = Obrolan.render.event(document, e, {me: 'Ani', cont: false, t: t});
+  const box = li.querySelector('.text');
+  const parts = [];
+  for (const node of box.childNodes) {
+    const name = node.nodeName.toLowerCase();
+    const kind = {'#text': 'text', a: 'url', code: 'code', pre: 'block'}[name];
+    if (kind === 'block' && (node.children.length !== 1 || node.firstChild.nodeName !== 'CODE')) {
+      return 'a <pre> without its one <code>';
+    }
+    parts.push([kind || name, node.textContent]);
+  }
+  const again = Obrolan.render.event(document, Obrolan.render.readEvent(li), {me: 'Ani', cont: false, t: t});
+  return {parts: parts, box: box.tagName.toLowerCase(),
+          tabindex: [...box.querySelectorAll('pre')].map(p => p.getAttribute('tabindex')),
+          roundTrip: again.outerHTML === li.outerHTML};
+})"""
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_code_follows_the_shared_cases_in_the_client():
+    async with chromium() as browser:
+        client = await client_page(browser, "wordchars.js", "i18n.js", "time.js", "links.js", "timeline.js",
+                                   "dom.js", "render.js")
+        got = await client.run(CODE_PARTS_JS, CODE["cases"])
+    for case, result in zip(CODE["cases"], got, strict=True):
+        assert isinstance(result, dict), (result, case["why"])
+        assert result["parts"] == case["parts"], case["why"]
+        assert result["box"] == "div", case["why"]  # a <pre> cannot be inside a <p>
+        assert result["tabindex"] == ["0"] * sum(kind == "block" for kind, _ in case["parts"]), case["why"]
+        assert result["roundTrip"], case["why"]

@@ -128,3 +128,51 @@ def test_every_ui_string_has_an_indonesian_translation_with_the_same_placeholder
     for key, text in en_strings.items():
         assert id_strings[key] != text, key
         assert set(PLACEHOLDER.findall(id_strings[key])) == set(PLACEHOLDER.findall(text)), key
+
+
+# Strings handed to the translator in the templates and the page handlers: _("…"), locale.translate("…"),
+# self.locale.translate("…"), including the first (singular) argument of a plural call.
+TRANSLATED_CALL = re.compile(r"""(?:\b_|\btranslate)\(\s*(["'])((?:(?!\1).)+)\1(?:\s*,\s*(["'])((?:(?!\3).)+)\3)?""")
+
+
+def test_every_error_code_and_page_string_has_an_indonesian_translation():
+    """Issue 12: nothing a person reads stays English on an Indonesian page.  Every error code in
+    rooms/errors.py has a sentence for people (handlers/messages.py), and that sentence, every
+    code-and-reason sentence, every string the templates and handlers/pages.py translate, and
+    the client's table all have an Indonesian translation with the same placeholders."""
+    from handlers import messages
+    from rooms import errors
+
+    indonesian = read_catalogue("id_ID")
+    id_locale = tornado.locale.CSVLocale("id_ID", indonesian)
+    codes = {cls.code for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.ChatError)}
+    assert len(codes) >= 20, codes
+    missing_codes = sorted(codes - set(messages.PAGE_MESSAGES))
+    assert not missing_codes, f"error codes without words for people: {missing_codes}"
+    reasons = {key.split("/", 1)[0] for key in messages.PAGE_MESSAGES if "/" in key}
+    assert reasons <= codes, reasons - codes
+
+    # where -> (singular, plural or None)
+    used: dict[str, tuple[str, str | None]] = {
+        f"PAGE_MESSAGES[{key!r}]": (text, None) for key, text in messages.PAGE_MESSAGES.items()}
+    sources = [*(ROOT / "templates").glob("*.html"), ROOT / "handlers" / "pages.py", ROOT / "handlers" / "base.py"]
+    for path in sources:
+        for m in TRANSLATED_CALL.finditer(path.read_text(encoding="utf-8")):
+            used[f"{path.name}: {m.group(2)}"] = (m.group(2), m.group(4))
+    assert any(where.startswith("join.html") for where in used) and any(where.startswith("pages.py") for where in used)
+    untranslated = []
+    for where, (singular, plural) in used.items():
+        forms = [(singular, id_locale.translate(singular))] if plural is None else [
+            (singular, id_locale.translate(singular, plural, 1)), (plural, id_locale.translate(singular, plural, 2))]
+        for source, translated in forms:
+            if translated == source:
+                untranslated.append(where)
+            elif set(PLACEHOLDER.findall(translated)) != set(PLACEHOLDER.findall(source)):
+                untranslated.append(f"{where} (placeholders differ)")
+    assert not untranslated, f"no Indonesian for: {untranslated}"
+
+    en_strings = client_strings(tornado.locale.CSVLocale("en_US", read_catalogue("en_US")))
+    id_strings = client_strings(id_locale)
+    assert {f"error_{code}" for code in codes} <= set(id_strings), "the client lacks words for some error code"
+    assert [key for key, text in en_strings.items() if id_strings[key] == text] == []

@@ -27,7 +27,7 @@ import tornado.locale
 import tornado.template
 from playwright.async_api import expect
 
-from handlers.pages import GROUP_WINDOW_S, client_strings, continues
+from handlers.pages import GROUP_WINDOW_S, client_strings, continues, utc_clock
 from rooms import Event
 from tests.browser.harness import TEST_TIMEOUT_S, chromium, client_page, person
 from tests.browser.test_client_static import read_catalogue
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).resolve().parent / "cases"
 GROUPING = json.loads((CASES / "grouping.json").read_text(encoding="utf-8"))
 LINKS = json.loads((CASES / "links.json").read_text(encoding="utf-8"))
+CODE = json.loads((CASES / "code.json").read_text(encoding="utf-8"))
 RENDER_FILES = ("wordchars.js", "i18n.js", "time.js", "links.js", "timeline.js", "dom.js", "render.js")
 BASE = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 ROOM = "markup"
@@ -85,7 +86,8 @@ def render_partial(events: list[Event], me: str, loc: tornado.locale.Locale) -> 
     """Each event through templates/event.html as room.html includes it, with its JSON for the client."""
     template, prev, out = partial(), None, []
     for e in events:
-        html = template.generate(e=e, prev=prev, me=me, continues=continues, _=loc.translate).decode()
+        html = template.generate(e=e, prev=prev, me=me, continues=continues, clock=utc_clock,
+                                 _=loc.translate).decode()
         out.append({"html": html, "event": e.public(), "prev": prev.public() if prev else None, "me": me})
         prev = e
     return out
@@ -118,16 +120,56 @@ def conversation() -> list[Event]:
     c.add("message", "ani", 760, "another person, another spelling").add("leave", "Budi", 800)
     for i, case in enumerate(LINKS["cases"]):
         c.add("message", "Budi", 900 + i, case["text"])
+    for i, case in enumerate(CODE["cases"]):
+        c.add("message", "Ani", 1000 + i, case["text"])
     return c.events
 
 
 FUZZ_TOKENS = [*"htps:/w.-_()&\"'<>,;!?=#%[]a1 \n\t", "é", "看", "😀", "\u00a0", "\u3000", "\ufeff", "ß",
-               "http://", "https://", "www.", "example.com", "(a)", "HTTP://", "ftp://", "&amp;", "&quot;"]
+               "http://", "https://", "www.", "example.com", "(a)", "HTTP://", "ftp://", "&amp;", "&quot;",
+               "`", "`", "```", "```\n", "\n```", "`x`", "<b>"]
 
 
 def fuzz_texts(count: int, seed: int = 20240501) -> list[str]:
     rng = random.Random(seed)
     return ["".join(rng.choice(FUZZ_TOKENS) for _ in range(rng.randint(1, 14))) for _ in range(count)]
+
+
+class Parts(HTMLParser):
+    """A message's text element as the parts a person sees: text, url (a link), code, block."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[list[str]] = []
+        self.open: list[str] = []
+        self.pre_tabindex: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.append(tag)
+        if tag == "pre":
+            self.pre_tabindex.append(dict(attrs).get("tabindex"))
+            self.parts.append(["block", ""])
+        elif tag == "code" and "pre" not in self.open[:-1]:
+            self.parts.append(["code", ""])
+        elif tag == "a":
+            self.parts.append(["url", ""])
+
+    def handle_endtag(self, tag: str) -> None:
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not {"a", "code", "pre"} & set(self.open) and (not self.parts or self.parts[-1][0] != "text"):
+            self.parts.append(["text", ""])
+        self.parts[-1][1] += data
+
+
+def text_parts(html: str) -> Parts:
+    """The parts of the message text in one rendered event."""
+    inside = html.split('class="text">', 1)[1].rsplit("</div></li>", 1)[0]
+    parts = Parts()
+    parts.feed(inside)
+    parts.close()
+    return parts
 
 
 class Anchors(HTMLParser):
@@ -163,11 +205,23 @@ def test_links_follow_the_shared_cases_in_the_template():
     template = partial()
     for case in LINKS["cases"]:
         e = Event(1, "message", ROOM, "Budi", ts(0), case["text"])
-        html = template.generate(e=e, prev=None, me="Ani", continues=continues, _=locale("en_US").translate)
+        html = template.generate(e=e, prev=None, me="Ani", continues=continues, clock=utc_clock,
+                                 _=locale("en_US").translate)
         anchors = Anchors()
         anchors.feed(html.decode())
         assert anchors.hrefs == case["links"], case["why"]
         assert anchors.texts == case["links"], case["why"]
+
+
+def test_code_follows_the_shared_cases_in_the_template():
+    template = partial()
+    for case in CODE["cases"]:
+        e = Event(1, "message", ROOM, "Budi", ts(0), case["text"])
+        html = template.generate(e=e, prev=None, me="Ani", continues=continues, clock=utc_clock,
+                                 _=locale("en_US").translate).decode()
+        parts = text_parts(html)
+        assert parts.parts == case["parts"], case["why"]
+        assert parts.pre_tabindex == ["0"] * sum(kind == "block" for kind, _ in case["parts"]), case["why"]
 
 
 @pytest.mark.browser
@@ -211,7 +265,9 @@ async def test_the_room_page_and_the_live_client_render_events_alike(chat_server
         for text in ("halo semua", "lihat https://example.com/a?q=1&b=2 (penting)."):
             assert (await budi.post(text)).status == 201
         async with chromium() as browser:
-            ani = await person(browser, chat_server, "Ani")
+            # In UTC: the page remembers the reader's zone (a cookie) and the server's page then
+            # writes times in it, which render.event (always "HH:MM UTC") matches only in UTC.
+            ani = await person(browser, chat_server, "Ani", timezone_id="UTC")
             await ani.join(ROOM)
             await ani.say("halo Budi")
             await ani.say("<b>tebal</b> & http://example.org/x_(y)")

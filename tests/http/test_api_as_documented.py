@@ -51,4 +51,4 @@ async def test_leave_and_users_refuse_a_bad_room_with_400(api: Api):
 async def test_a_plain_form_join_with_a_mistake_gets_the_form_again_as_html_400(api: Api):
     resp = await form_join(api, "", "dapur")
     assert resp.status == 400 and resp.headers["Content-Type"].startswith("text/html")
-    assert b'action="/join"' in resp.body and b'id="join-error"' in resp.body
+    assert b'action="/join"' in resp.body and b'id="name-error"' in resp.body

@@ -151,7 +151,7 @@ async def test_name_taken_while_present_under_another_session(api):
         assert resp.json["error"] == "name_taken" and resp.json["detail"]
 
     form = await form_join(api, "aNi", "clash")
-    assert form.status == 409 and b"already in use" in form.body
+    assert form.status == 409 and b"This name is taken in this room right now." in form.body
 
     ws = await api.request("GET", room_url("clash", "/ws"), token=impostor.token, headers={
         "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",

@@ -54,7 +54,7 @@ async def test_after_leave_the_sessions_other_requests_are_told_and_do_not_join_
     for resp in (form_post, page):  # the join form, filled in, saying why
         html = resp.body.decode()
         assert resp.status == 410 and 'id="name"' in html and 'value="Sari"' in html and 'value="kelas"' in html
-        assert "you left this room (here or in another tab or window); join again to come back" in html
+        assert "You left this room (here or in another tab). Join it again to send and read here." in html
     stream = await api.request("GET", room_url("kelas", "/events?after=0&format=ndjson"), headers=cookies)
     assert stream.status == 200
     assert [json.loads(line) for line in stream.body.decode().splitlines() if line] == [

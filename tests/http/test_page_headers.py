@@ -84,7 +84,7 @@ async def test_every_page_and_answer_has_the_policy_and_needs_nothing_inline(api
     room_page = await api.request("GET", room_url("dapur"), headers=cookie)
     assert room_page.status == 200 and b'id="composer"' in room_page.body
     form_error = await api.request("POST", "/join", form={"name": "", "room": "dapur"}, headers=HTML)
-    assert form_error.status == 400 and b'id="join-error"' in form_error.body
+    assert form_error.status == 400 and b'id="name-error"' in form_error.body
     not_found = await api.request("GET", "/nowhere", headers=HTML)
     assert not_found.status == 404 and not_found.headers["Content-Type"].startswith("text/html")
     for page in (join_page, room_page, form_error, not_found):
