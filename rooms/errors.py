@@ -4,6 +4,11 @@ Each carries a stable ``code`` (the same string in HTTP bodies and WebSocket err
 frames), the HTTP ``status`` it maps to, and a human ``detail``.  The core raises
 them; exactly one place per transport turns them into bytes on the wire
 (``handlers.base.BaseHandler.write_error`` and ``handlers.ws.error_frame``).
+
+A validation error also says what was wrong in ``reason`` (``empty``, ``too_long`` with its
+``limit``, ``control``, ``invisible``, ``slash``, ``dots``, ``type``), which stays off the wire:
+pages word the error for a person from the code and the reason (``handlers/messages.py``), while
+``detail`` stays the developer's sentence.
 """
 
 from __future__ import annotations
