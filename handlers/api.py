@@ -120,8 +120,7 @@ class MessagesHandler(RoomPage):
         session left the room (in another tab): sending needs a new join."""
         if isinstance(exc, errors.Left):
             session = self.require_session()
-            await self.render_join(session.name, self.path_room(self.path_args[0]), self.translate_error(exc),
-                                   exc.status)
+            await self.render_join(session.name, self.path_room(self.path_args[0]), exc, exc.status)
             return
         await self.render_room(self.path_room(self.path_args[0]), error=self.translate_error(exc),
                                text=getattr(self, "form_text", ""), status=exc.status)

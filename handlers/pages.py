@@ -231,7 +231,7 @@ class RoomPage(PageHandler):
             self.redirect("/?room=" + quote(room, safe=""))
             return
         if self.has_left(room, session):  # with Leave (maybe in another tab): only a join brings it back
-            await self.render_join(session.name, room, self.translate_error(errors.Left()), errors.Left.status)
+            await self.render_join(session.name, room, errors.Left(), errors.Left.status)
             return
         try:
             await self.hub.touch(room, session)
