@@ -16,22 +16,22 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.httpserver
+import tornado.ioloop
 import tornado.locale
 import tornado.netutil
 import tornado.process
 import tornado.web
-from prometheus_client import CollectorRegistry
 
 from backends import open_backend
 from handlers import AppConfig, NotFoundHandler, routes
 from handlers.base import request_logger
 from handlers.pinger import Heartbeat, Pinger
 from handlers.ws import WS_MAX_FRAME_BYTES
+from ops import CENSUS_PUBLISH_S, MULTIPROC_DIR_ENV
 from ops.logs import configure_logging
-from ops.metrics import metrics_app, metrics_registry
 from rooms import ChatError, Hub, HubConfig, Retention
 from rooms.ports import NO_METRICS
 from settings import (
@@ -47,7 +47,13 @@ from settings import (
     load_cookie_secret,
     parse_settings,
     prepare_data_dir,
+    prepare_metrics_dir,
 )
+
+if TYPE_CHECKING:  # prometheus_client is imported when metrics are on, after main() set it up (see there)
+    from prometheus_client import CollectorRegistry
+
+    from ops.multiproc import CensusGauges
 
 log = logging.getLogger("obrolan")
 
@@ -64,10 +70,12 @@ class ChatApp(tornado.web.Application):
 
     hub: Hub
     metrics_registry: CollectorRegistry | None  # with --metrics-port
+    census_gauges: CensusGauges | None  # with --metrics-port and several workers: where each writes its census
 
 
-def make_app(settings: Settings | None = None) -> ChatApp:
-    """The Tornado application; its hub is ``app.hub`` (start it with ``await app.hub.start()``)."""
+def make_app(settings: Settings | None = None, metrics_dir: Path | None = None) -> ChatApp:
+    """The Tornado application; its hub is ``app.hub`` (start it with ``await app.hub.start()``).
+    ``metrics_dir``: a worker of several counts into files there (``ops.multiproc``)."""
     settings = settings or Settings()
     if settings.history_max_events < 0 or settings.history_max_age < 0:
         raise ValueError("--history-max-events and --history-max-age must be 0 (no limit) or more")
@@ -76,7 +84,15 @@ def make_app(settings: Settings | None = None) -> ChatApp:
         raise ValueError("--presence-expiry must be more than 0 seconds")
     backend = open_backend(settings.store, settings.data_dir, retention, redis_url=settings.redis_url,
                            grace_s=settings.presence_grace, expiry_s=settings.presence_expiry)
-    registry, metrics = metrics_registry() if settings.metrics_port else (None, NO_METRICS)
+    registry: CollectorRegistry | None = None
+    census: CensusGauges | None = None
+    metrics = NO_METRICS
+    if settings.metrics_port and metrics_dir is not None:
+        from ops.multiproc import multiprocess_registry  # imported here: see main()
+        registry, metrics, census = multiprocess_registry(metrics_dir)
+    elif settings.metrics_port:
+        from ops.metrics import metrics_registry
+        registry, metrics = metrics_registry()
     hub = Hub(backend, HubConfig(**hub_config_values(settings)), metrics)
     config = AppConfig(cookie_secret=load_cookie_secret(settings), pinger=Pinger(settings.ping_interval),
                        heartbeat=Heartbeat(settings.heartbeat_interval), **app_config_values(settings))
@@ -96,6 +112,7 @@ def make_app(settings: Settings | None = None) -> ChatApp:
     )
     app.hub = hub
     app.metrics_registry = registry
+    app.census_gauges = census
     return app
 
 
@@ -112,9 +129,10 @@ def load_translations() -> None:
 
 
 async def serve(settings: Settings, address: str, port: int, sockets: list[socket.socket] | None = None,
-                parent_fd: int | None = None, metrics_sockets: list[socket.socket] | None = None) -> None:
+                parent_fd: int | None = None, metrics_sockets: list[socket.socket] | None = None,
+                metrics_dir: Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or, in a worker, until the parent is gone)."""
-    app = make_app(settings)
+    app = make_app(settings, metrics_dir)
     hub = app.hub
     await hub.start()
     server = tornado.httpserver.HTTPServer(app, **server_options(settings))
@@ -122,16 +140,14 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
         server.add_sockets(sockets)  # main() bound them (before forking, with workers)
     else:
         server.listen(port, address)
-    metrics_server = None
-    if app.metrics_registry is not None:
-        store = "redis" if settings.redis_url else settings.store.partition(":")[0]
-        metrics_server = tornado.httpserver.HTTPServer(metrics_app(hub, app.metrics_registry, store,
-                                                                   request_logger(False)))
-        if metrics_sockets is not None:
-            metrics_server.add_sockets(metrics_sockets)
-        else:
-            metrics_server.listen(settings.metrics_port, address)
-        log.info("metrics on http://%s:%d/metrics", address, settings.metrics_port)
+    metrics_server = serve_metrics(app, settings, address, metrics_sockets)
+    census_timer = None
+    if app.census_gauges is not None:  # every worker writes its census for the one that serves /metrics
+        census = app.census_gauges
+        census.publish(hub.census())
+        census_timer = tornado.ioloop.PeriodicCallback(lambda: census.publish(hub.census()),
+                                                       CENSUS_PUBLISH_S * 1000)
+        census_timer.start()
     log.info("Obrolan listening on http://%s:%d/ (store: %s, pid %d)", address, port,
              "redis" if settings.redis_url else settings.store, os.getpid())
     stop = asyncio.Event()
@@ -148,11 +164,35 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
     server.stop()  # stop accepting
     if metrics_server is not None:
         metrics_server.stop()
+    if census_timer is not None:
+        census_timer.stop()
     await hub.close()  # answers long-polls, closes WebSockets with 1001, ends streams with "restarting"
     try:
         await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_S)
     except TimeoutError:
         log.warning("some connections did not close in time")
+
+
+def serve_metrics(app: ChatApp, settings: Settings, address: str,
+                  metrics_sockets: list[socket.socket] | None) -> tornado.httpserver.HTTPServer | None:
+    """The /metrics listener, in one process only: the server, or worker 0 of several (the parent
+    starts a new worker 0 if it dies, on the same sockets); the other workers close their copies."""
+    if app.metrics_registry is None:
+        return None
+    if tornado.process.task_id() not in (None, 0):
+        for sock in metrics_sockets or ():
+            sock.close()
+        return None
+    from ops.metrics import metrics_app  # imported here: see main()
+    store = "redis" if settings.redis_url else settings.store.partition(":")[0]
+    metrics_server = tornado.httpserver.HTTPServer(metrics_app(app.hub, app.metrics_registry, store,
+                                                               request_logger(False), app.census_gauges))
+    if metrics_sockets is not None:
+        metrics_server.add_sockets(metrics_sockets)
+    else:
+        metrics_server.listen(settings.metrics_port, address)
+    log.info("metrics on http://%s:%d/metrics (pid %d)", address, settings.metrics_port, os.getpid())
+    return metrics_server
 
 
 def fork_workers(count: int) -> int:
@@ -214,16 +254,21 @@ def main(argv: list[str] | None = None) -> None:
         settings.cookie_secret = prepare_data_dir(settings)  # once, before workers race to create it
         sockets = bind(address, port)
         metrics_sockets = bind(address, settings.metrics_port, METRICS_PORT) if settings.metrics_port else None
+        # Several workers sum their metrics through files: the folder is emptied (ours: we hold its port),
+        # and prometheus_client, which reads the variable when imported, is imported only in the workers.
+        metrics_dir = prepare_metrics_dir(settings) if metrics_sockets and workers > 1 else None
     except SettingError as exc:
         print(exc.line, file=sys.stderr)
         sys.exit(2)
     port = sockets[0].getsockname()[1]  # the one the system picked for --port=0
     configure_logging(settings.log_format, settings.log_level)
     load_translations()
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_DIR_ENV] = str(metrics_dir)
     parent_fd = fork_workers(workers) if workers > 1 else None
     try:
         with asyncio.Runner(loop_factory=new_loop) as runner:
-            runner.run(serve(settings, address, port, sockets, parent_fd, metrics_sockets))
+            runner.run(serve(settings, address, port, sockets, parent_fd, metrics_sockets, metrics_dir))
     except ChatError as exc:  # e.g. the history database cannot be opened: say why, no traceback
         log.error("cannot start: %s", exc.detail)
         sys.exit(1)

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -282,7 +283,7 @@ LOG_LEVEL = Option("log_level", str, "info", "",
                    "`error`", one_of("debug", "info", "warning", "error"), metavar="LEVEL")
 METRICS_PORT = Option("metrics_port", int, 0, "",
                       "port of a second listener, on `--address`, serving Prometheus metrics at `/metrics` (the "
-                      "chat port never serves them); one process only for now; see "
+                      "chat port never serves them); with `--processes`, the sum over the workers; see "
                       "[docs/operations.md](docs/operations.md)", numbers(0, PORT_MAX), zero="off", metavar="PORT")
 
 OPTIONS: tuple[Option[Any], ...] = (
@@ -408,10 +409,6 @@ def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | N
 
 def check_processes(settings: Settings, workers: int) -> None:
     """Settings that each make sense but not together."""
-    if workers > 1 and settings.metrics_port:
-        # Each worker would answer a scrape with its own figures only, a different worker each time.
-        raise SettingError(METRICS_PORT.flag, f"--metrics-port works with one process for now, not "
-                                              f"--processes={settings.processes}")
     if workers > 1 and not settings.redis_url:
         raise SettingError(PROCESSES.flag, f"--processes={settings.processes} needs --redis-url: separate processes "
                                            "share rooms, ids and presence only through Redis")
@@ -466,6 +463,21 @@ def prepare_data_dir(settings: Settings) -> str:
         except OSError as exc:
             raise _data_dir_error(exc, settings.data_dir, settings.data_dir) from None
     return load_cookie_secret(settings)
+
+
+def prepare_metrics_dir(settings: Settings) -> Path:
+    """``<data-dir>/metrics-<port>``, emptied: where the workers of ``--processes`` write their metrics.
+
+    Called after the metrics port was bound, so no other running server uses this folder; what a
+    previous run left there (its counts, its dead workers' gauges) must not be added to ours."""
+    path = Path(settings.data_dir) / f"metrics-{settings.metrics_port}"
+    try:
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise _data_dir_error(exc, settings.data_dir, str(path)) from None
+    return path
 
 
 def listen_error(exc: OSError, address: str, port: int, option: Option[Any] = PORT) -> SettingError:

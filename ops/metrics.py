@@ -12,6 +12,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from typing import Protocol
 
 import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from rooms import ChatError, Hub
+from rooms.hub import Census
 from rooms.ports import Metrics
 
 STORE_PING_TIMEOUT_S = 2.0  # a store that takes longer to answer the scrape's ping counts as down
@@ -42,8 +44,8 @@ def version() -> str:
 class PrometheusMetrics(Metrics):
     """The counters; :class:`HubCollector` adds the gauges read from the hub when scraped."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        """``registry``: None with several workers (each counts into its files, ``ops.multiproc``)."""
         self.events = Counter("obrolan_events", "events stored, by type; counted by the process that stored them",
                               ["type"], registry=registry)
         self.deliveries = Counter("obrolan_deliveries", "events handed to clients (live and long-poll answers), "
@@ -58,18 +60,19 @@ class PrometheusMetrics(Metrics):
         self.send_seconds = Histogram("obrolan_publish_to_send_seconds", "from a batch's first event reaching a "
                                       "room to the end of its write to the room's first listener",
                                       buckets=LATENCY_BUCKETS_S, registry=registry)
-        for kind in EVENT_TYPES:
-            self.events.labels(kind)
-        for transport in TRANSPORTS:
-            self.deliveries.labels(transport)
+        # The labelled counters of the hot path, looked up once (labels() takes a lock and a lookup).
+        self._events_by_type = {kind: self.events.labels(kind) for kind in EVENT_TYPES}
+        self._deliveries_by_transport = {transport: self.deliveries.labels(transport) for transport in TRANSPORTS}
         for transport in ("websocket", "stream"):
             self.slow_readers.labels(transport)
 
     def event_stored(self, kind: str) -> None:
-        self.events.labels(kind).inc()
+        child = self._events_by_type.get(kind)
+        (child or self.events.labels(kind)).inc()
 
     def delivered(self, transport: str, events: int) -> None:
-        self.deliveries.labels(transport).inc(events)
+        child = self._deliveries_by_transport.get(transport)
+        (child or self.deliveries.labels(transport)).inc(events)
 
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()
@@ -84,15 +87,40 @@ class PrometheusMetrics(Metrics):
         self.slow_readers.labels(transport).inc()
 
 
-class HubCollector(Collector):
-    """Gauges read from the hub at scrape time: nothing is counted on the hot path for them."""
+class CensusSink(Protocol):
+    """Where a worker of several writes its census (``ops.multiproc.CensusGauges``)."""
 
-    def __init__(self, hub: Hub, store: str) -> None:
+    def publish(self, census: Census) -> None: ...
+
+
+class HubCollector(Collector):
+    """Gauges read from the hub at scrape time: nothing is counted on the hot path for them.
+
+    ``census``: with several workers, the census gauges are the workers' sum, exported from their
+    files; :class:`MetricsHandler` writes this process's census there (fresh for the scrape) and
+    this collector yields only what is the serving process's to say: the store's ping and the
+    build info (once)."""
+
+    def __init__(self, hub: Hub, store: str, census: CensusSink | None = None) -> None:
         self.hub = hub
         self.store = store
+        self.census = census
         self.store_up = 1  # set by MetricsHandler just before each scrape
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        if self.census is None:
+            yield from self._census_families()
+        yield GaugeMetricFamily("obrolan_store_up", "1 if the store (with --redis-url, Redis) answered a ping at "
+                                "this scrape, else 0", value=self.store_up)
+        if self.store == "redis":  # the shared store is Redis: the same ping, under the name alerts expect
+            yield GaugeMetricFamily("obrolan_redis_up", "1 if Redis answered a ping at this scrape, else 0",
+                                    value=self.store_up)
+        info = GaugeMetricFamily("obrolan_build_info", "always 1; the labels say what runs",
+                                 labels=["version", "store"])
+        info.add_metric([version(), self.store], 1)
+        yield info
+
+    def _census_families(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         census = self.hub.census()
         connections = GaugeMetricFamily("obrolan_connections", "live connections, by transport (a long-poll "
                                         "counts while it waits)", labels=["transport"])
@@ -104,25 +132,26 @@ class HubCollector(Collector):
         yield members_histogram(census.room_members)
         yield GaugeMetricFamily("obrolan_longpoll_waiting", "long-polls waiting for an event",
                                 value=census.longpolls_waiting)
-        yield GaugeMetricFamily("obrolan_store_up", "1 if the store (with --redis-url, Redis) answered a ping at "
-                                "this scrape, else 0", value=self.store_up)
-        if self.store == "redis":  # the shared store is Redis: the same ping, under the name alerts expect
-            yield GaugeMetricFamily("obrolan_redis_up", "1 if Redis answered a ping at this scrape, else 0",
-                                    value=self.store_up)
-        info = GaugeMetricFamily("obrolan_build_info", "always 1; the labels say what runs",
-                                 labels=["version", "store"])
-        info.add_metric([version(), self.store], 1)
-        yield info
+
+
+def members_histogram_buckets(counts: list[int]) -> list[tuple[str, float]]:
+    """The cumulative buckets (``le`` -> rooms) of members per loaded room, ``+Inf`` last."""
+    cumulative: list[tuple[str, float]] = []
+    for bound in MEMBER_BUCKETS:
+        cumulative.append((str(float(bound)), sum(1 for count in counts if count <= bound)))
+    cumulative.append(("+Inf", len(counts)))
+    return cumulative
+
+
+def room_members_family(buckets: list[tuple[str, float]], sum_value: float) -> HistogramMetricFamily:
+    return HistogramMetricFamily("obrolan_room_members", "members present per loaded room (through this "
+                                 "process; with several workers, per room per worker)", buckets=buckets,
+                                 sum_value=sum_value)
 
 
 def members_histogram(counts: list[int]) -> HistogramMetricFamily:
     """Members per loaded room, as a histogram built at scrape time from the census."""
-    cumulative = []
-    for bound in MEMBER_BUCKETS:
-        cumulative.append((str(float(bound)), sum(1 for count in counts if count <= bound)))
-    cumulative.append(("+Inf", len(counts)))
-    return HistogramMetricFamily("obrolan_room_members", "members present per loaded room (through this "
-                                 "process)", buckets=cumulative, sum_value=sum(counts))
+    return room_members_family(members_histogram_buckets(counts), sum(counts))
 
 
 class MetricsHandler(tornado.web.RequestHandler):
@@ -138,6 +167,8 @@ class MetricsHandler(tornado.web.RequestHandler):
             self.collector.store_up = 1
         except (ChatError, TimeoutError):
             self.collector.store_up = 0
+        if self.collector.census is not None:  # several workers: ours fresh, the others' at most 1 s old
+            self.collector.census.publish(self.collector.hub.census())
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.registry))
 
@@ -148,10 +179,12 @@ def metrics_registry() -> tuple[CollectorRegistry, PrometheusMetrics]:
 
 
 def metrics_app(hub: Hub, registry: CollectorRegistry, store: str,
-                log_function: Callable[[tornado.web.RequestHandler], None]) -> tornado.web.Application:
+                log_function: Callable[[tornado.web.RequestHandler], None],
+                census: CensusSink | None = None) -> tornado.web.Application:
     """The application of the metrics listener (only ``/metrics``; anything else is 404).
-    ``log_function``: the chat's access log, so that scrapes (every few seconds) stay at debug."""
-    collector = HubCollector(hub, store)
+    ``log_function``: the chat's access log, so that scrapes (every few seconds) stay at debug.
+    ``census``: with several workers, where this one writes its census (see :class:`HubCollector`)."""
+    collector = HubCollector(hub, store, census)
     registry.register(collector)
     return tornado.web.Application([(r"/metrics", MetricsHandler, {"registry": registry, "collector": collector})],
                                    log_function=log_function)

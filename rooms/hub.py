@@ -117,8 +117,8 @@ class Hub:
         for room in self._rooms.values():
             waiting += room.waiting
             members.append(len(room.presence.members))
-            for listener in room.listeners:
-                connections[listener.transport] = connections.get(listener.transport, 0) + 1
+            for transport, count in room.listeners.by_transport.items():
+                connections[transport] = connections.get(transport, 0) + count
         return Census(len(self._rooms), connections, waiting, members)
 
     async def check_ready(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .buffer import RoomBuffer
@@ -21,12 +22,47 @@ from .presence import RoomPresence
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
 
 
+class Listeners:
+    """The listeners of a room, and how many there are per transport: kept up to date on add and
+    discard, so that a batch is counted per transport without walking the listeners, and the
+    census reads the counts instead of the sockets."""
+
+    __slots__ = ("_all", "by_transport")
+
+    def __init__(self) -> None:
+        self._all: set[Listener] = set()
+        self.by_transport: dict[str, int] = {}
+
+    def add(self, listener: Listener) -> None:
+        if listener not in self._all:
+            self._all.add(listener)
+            self.by_transport[listener.transport] = self.by_transport.get(listener.transport, 0) + 1
+
+    def discard(self, listener: Listener) -> None:
+        if listener in self._all:
+            self._all.remove(listener)
+            left = self.by_transport[listener.transport] - 1
+            if left:
+                self.by_transport[listener.transport] = left
+            else:
+                del self.by_transport[listener.transport]
+
+    def __contains__(self, listener: object) -> bool:
+        return listener in self._all
+
+    def __iter__(self) -> Iterator[Listener]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+
 @dataclass(eq=False)
 class Room:
     name: str
     buffer: RoomBuffer
     presence: RoomPresence = field(default_factory=RoomPresence)
-    listeners: set[Listener] = field(default_factory=set)
+    listeners: Listeners = field(default_factory=Listeners)
     # Long-poll waiters: each its own future (awaited directly by its poll), and its timeout.
     waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
     typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice sent
@@ -78,27 +114,22 @@ class Room:
         # A listener may close (and leave the set) while we send: iterate a copy.
         listeners = tuple(self.listeners)
         if self.metrics is not NO_METRICS and listeners:
-            # The first listener's write is timed (batch queued -> bytes handed to its socket); then
-            # the rest, and one count per transport for the whole batch.
+            # One count per transport for the whole batch (from the counts kept on join and leave:
+            # nothing per listener), before the writes, so that a client that got the batch can
+            # already see it counted.  The first listener's write is timed (batch queued -> bytes
+            # handed to its socket); then the rest.
+            events = len(batch.payloads)
+            for transport, count in self.listeners.by_transport.items():
+                self.metrics.delivered(transport, events * count)
             listeners[0].send_batch(batch, replies.pop(listeners[0], None))
             self.metrics.batch_sent(time.monotonic() - self.outbox_at)
             for listener in listeners[1:]:
                 listener.send_batch(batch, replies.pop(listener, None))
-            self._count_deliveries(len(batch.payloads), listeners)
         else:
             for listener in listeners:
                 listener.send_batch(batch, replies.pop(listener, None))
         for listener, own in replies.items():  # left the room meanwhile: its replies still go
             listener.send_own(own)
-
-    def _count_deliveries(self, events: int, listeners: tuple[Listener, ...]) -> None:
-        """One metrics call per transport per batch, whatever the number of listeners (a metrics
-        call takes a lock; tallying a dict does not)."""
-        counts: dict[str, int] = {}
-        for listener in listeners:
-            counts[listener.transport] = counts.get(listener.transport, 0) + 1
-        for transport, count in counts.items():
-            self.metrics.delivered(transport, events * count)
 
     # -- long-poll waiters ----------------------------------------------------------
 

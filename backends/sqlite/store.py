@@ -56,6 +56,9 @@ T = TypeVar("T")
 DB_FILE_NAME = "obrolan.sqlite3"
 LOCK_SUFFIX = ".lock"  # obrolan.sqlite3.lock beside the file: held while a server uses it
 BUSY_TIMEOUT_MS = 2000  # how long a write waits for a lock another process holds
+# How long a ping's write probe waits for that lock: under the hub's READY_CHECK_TIMEOUT_S (2 s), so
+# that /readyz says the database is locked rather than only that the store was slow.
+READY_PROBE_BUSY_MS = 1000
 READER_THREADS = 2
 BATCH_MAX_APPENDS = 1000  # appends in one transaction at most; the rest go in the next
 RETENTION_SWEEP_INTERVAL_S = 60.0  # age-based trimming runs at start and this often
@@ -63,6 +66,10 @@ RETENTION_SWEEP_INTERVAL_S = 60.0  # age-based trimming runs at start and this o
 
 def _failure(exc: sqlite3.Error) -> str:
     """What a sender is told when its write failed, by SQLite's primary result code."""
+    return f"could not save to the history database: {_reason(exc)}; nothing was stored, try again"
+
+
+def _reason(exc: sqlite3.Error) -> str:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith("SQLITE_FULL"):
         reason = "the disk or the database is full"
@@ -74,7 +81,7 @@ def _failure(exc: sqlite3.Error) -> str:
         reason = f"the disk refused the write (full, over quota or failing: {exc})"
     else:
         reason = str(exc)
-    return f"could not save to the history database: {reason}; nothing was stored, try again"
+    return reason
 
 
 @dataclass(slots=True)
@@ -106,8 +113,31 @@ class _Retried(Exception):
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _select_one(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT 1").fetchone()
+
+
+def _write_probe(conn: sqlite3.Connection) -> None:
+    """On the writer's connection: take the write lock as an append does, read the schema, write
+    nothing.  Another process holding the lock (a backup, a ``sqlite3`` shell in a transaction)
+    makes it fail after READY_PROBE_BUSY_MS, as it makes every append fail after BUSY_TIMEOUT_MS."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {READY_PROBE_BUSY_MS}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        raise StoreError(f"the history database cannot be written: {_reason(exc)}") from exc
 
 
 def _no_read(conn: sqlite3.Connection) -> None:
@@ -147,6 +177,7 @@ class SQLiteStore(Store):
         self._new_epochs: dict[str, str] = {}
         self._closed = False
         self._lock: TextIO | None = None
+        self._probe: asyncio.Future[None] | None = None  # the write probe in flight, shared by pings
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -245,10 +276,14 @@ class SQLiteStore(Store):
         self._new_epochs.pop(room, None)
 
     async def ping(self) -> None:
-        # A reader thread runs a query on its connection: the file opens and answers.
+        """A reader answers a query and the writer can take the write lock (nothing is written).
+        Pings share the probe in flight: a locked file does not pile probes up on the writer."""
         if self._closed or self._writer is None or not self._writer.is_alive():
             raise StoreError("the history store is not running")
-        await self._read(_select_one)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._on_writer(_write_probe))
+            self._probe.add_done_callback(_retrieved)  # its error is its awaiters'; none may be left
+        await asyncio.gather(self._read(_select_one), asyncio.shield(self._probe))
 
     async def list_rooms(self) -> list[RoomInfo]:
         return await self._read(list_rooms)

@@ -133,7 +133,7 @@ async def test_form_leave_redirects_to_the_join_page(api):
     resp = await api.request("POST", room_url("Proyek PBO", "/leave"), body="", headers={
         "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status == 303
-    assert resp.headers["Location"] == "/?room=Proyek%20PBO"
+    assert resp.headers["Location"] == "/?room=Proyek%20PBO&left=1"  # the join page says you left
     await a.recv_until(is_event("leave", "Budi"))
     await a.recv_until(is_presence(["Ani"]))
     a.close()

@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from rooms import Session
+from backends import open_backend
+from rooms import Hub, HubConfig, Session
 from rooms.models import Draft, Payload, dumps
+from rooms.ports import Metrics
 from tests.unit.fakes import GRACE_S, ROOM, Recorder, connect, notices, within
 
 ANI = Session("sid-ani", "Ani")
@@ -206,3 +208,41 @@ async def test_a_poll_answers_empty_at_its_timeout(hub):
     assert time.monotonic() - started >= GRACE_S
     assert answer is not None and answer.events == [] and not answer.truncated
     assert (answer.cursor, answer.epoch) == (now.cursor, now.epoch)  # the client asks again from there
+
+
+class CountedDeliveries(Metrics):
+    """The ``Metrics`` port as ``ops.metrics`` is called: deliveries summed per transport."""
+
+    def __init__(self) -> None:
+        self.delivered_by_transport: dict[str, int] = {}
+
+    def delivered(self, transport: str, events: int) -> None:
+        self.delivered_by_transport[transport] = self.delivered_by_transport.get(transport, 0) + events
+
+
+@pytest.mark.gen_test
+async def test_deliveries_and_connections_follow_who_is_attached_as_they_come_and_go(io_loop):
+    metrics = CountedDeliveries()
+    memory = open_backend("memory")
+    hub = Hub(memory, HubConfig(presence_grace_s=GRACE_S, rate_limit_per_s=0), metrics)
+    await hub.start()
+    await hub.create(ROOM)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            ani, ani_tab = await connect(stack, hub, ANI)
+            _, budi_tab = await connect(stack, hub, BUDI)
+            async with contextlib.AsyncExitStack() as gone:
+                await connect(gone, hub, CICI)
+                await connect(gone, hub, BUDI, label="Budi, second tab")
+                assert hub.census().connections == {"recorder": 4}
+            assert hub.census().connections == {"recorder": 2}  # the two that left are not counted
+            before = dict(metrics.delivered_by_transport)
+            await ani.post("satu", "c-1")
+            await ani.post("dua", "c-2")
+            for tab in (ani_tab, budi_tab):
+                await tab.until(lambda tab=tab: "dua" in tab.texts())
+            # Two events to the two listeners left: four deliveries, whatever the batches were.
+            assert metrics.delivered_by_transport["recorder"] - before.get("recorder", 0) == 4
+        assert hub.census().connections == {}
+    finally:
+        await hub.close()

@@ -182,13 +182,14 @@ def test_help_says_each_default_once_and_names_the_variables():
     assert max(len(line) for line in text.splitlines()) <= table.HELP_WIDTH_CHARS
 
 
-def test_metrics_port_is_refused_with_several_processes_for_now():
-    settings, _, _ = parse_settings(["chat.py", "--metrics-port=9100", "--processes=2", "--redis-url=redis://h/0"],
-                                    environ={})
-    with pytest.raises(SettingError) as caught:
-        table.check_processes(settings, 2)
-    assert caught.value.option == "--metrics-port"
-    table.check_processes(settings, 1)  # one process: fine
+def test_metrics_port_works_with_several_processes(tmp_path):
+    settings, _, _ = parse_settings(["chat.py", "--metrics-port=9100", "--processes=2", "--redis-url=redis://h/0",
+                                     f"--data-dir={tmp_path}"], environ={})
+    table.check_processes(settings, 2)  # the workers' figures are summed (tests/process/test_metrics_workers.py)
+    left = tmp_path / "metrics-9100" / "counter_123.db"  # a previous run's counts must not add to ours
+    left.parent.mkdir()
+    left.write_bytes(b"old")
+    assert table.prepare_metrics_dir(settings) == left.parent and not any(left.parent.iterdir())
 
 
 @pytest.mark.parametrize("arg", ["--log-format=xml", "--log-level=verbose", "--metrics-port=70000"])
