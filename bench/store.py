@@ -3,11 +3,14 @@
     python bench/store.py                      # the full run (fills a 1,000,000-event room)
     python bench/store.py --events 100000      # quicker
     python bench/store.py --dir /path/on/disk  # where the database goes (default: a temp dir)
+    python bench/store.py --trickle            # only the steady trickle, linger off and on
 
 Prints, for the SQLite store on a real file (WAL, synchronous=FULL: every commit fsyncs):
 - durable appends/s with 1..N concurrent appenders, each awaiting its commit before sending
   the next (as a client awaiting its ack does), the commits made and the mean group size,
   and the append-to-commit latency p50/p99;
+- a steady trickle (1,000 appends/s, each on its own, as 1,000 people each sending 1 msg/s): commits,
+  CPU per append and ack latency with the busy-store linger (COMMIT_LINGER_S) off and on;
 - the latency of reading the last 50 events of a room holding --events events: through the
   hub (its in-memory buffer: what a fresh client or a long-poll gets), and through the store
   directly after a cold open (new store, new connections), p50/p99 over many reads.
@@ -20,6 +23,7 @@ import asyncio
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import sys
@@ -30,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import backends.sqlite.store as sqlite_store
 from backends.memory import LocalBroker
 from backends.sqlite.schema import read_before
 from backends.sqlite.store import DB_FILE_NAME, SQLiteStore
@@ -77,6 +82,46 @@ async def appenders(data_dir: Path, concurrency: int, total: int, window_s: floa
           f"{store.commits:6d} commits  {store.committed_appends / store.commits:6.1f} per commit  "
           f"append→commit {summary(latencies)}")
     await store.close()
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def trickle(data_dir: Path, rate: float, seconds: float, linger: bool) -> None:
+    """Appends started at a fixed rate, each awaited on its own: how many share a commit."""
+    busy_s = sqlite_store.LINGER_WHEN_BUSY_S
+    sqlite_store.LINGER_WHEN_BUSY_S = busy_s if linger else 0.0  # 0: the writer never lingers
+    shutil.rmtree(data_dir, ignore_errors=True)
+    store = SQLiteStore(None, str(data_dir))
+    try:
+        await store.start()
+        for r in range(100):
+            await store.open_room(f"r{r}", 10)
+        latencies: list[int] = []
+
+        async def one(i: int) -> None:
+            start = time.perf_counter_ns()
+            await store.append(Draft("message", f"r{i % 100}", f"u{i % 1000}", f"pesan {i}", f"s{i % 1000}", f"c{i}"))
+            latencies.append(time.perf_counter_ns() - start)
+
+        n = int(rate * seconds)
+        tasks = []
+        t0, cpu0, commits0 = time.perf_counter(), cpu_seconds(), store.commits
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the pacing of the trickle itself
+            tasks.append(asyncio.ensure_future(one(i)))
+        await asyncio.gather(*tasks)
+        cpu, commits = cpu_seconds() - cpu0, store.commits - commits0
+        print(f"  linger {'on ' if linger else 'off'} {rate:,.0f} appends/s: {commits} commits for {n} appends "
+              f"({n / commits:.2f} per commit), CPU {cpu / n * 1e6:.0f} µs per append (this process, the "
+              f"writer thread included), ack {summary(latencies)}")
+    finally:
+        await store.close()
+        sqlite_store.LINGER_WHEN_BUSY_S = busy_s
 
 
 async def fill(store: SQLiteStore, count: int) -> None:
@@ -167,12 +212,18 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the big room")
     parser.add_argument("--appends", type=int, default=20_000, help="appends per appenders figure")
     parser.add_argument("--appenders", default="1,10,100,1000", help="concurrent appenders, comma-separated")
+    parser.add_argument("--trickle", action="store_true", help="only the steady trickle, linger off and on")
     parser.add_argument("--dir", default=None, help="folder for the databases (default: a temp dir)")
     args = parser.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="obrolan-bench-"))
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
           f"SQLite {sqlite3.sqlite_version}; databases in {base}")
     try:
+        print("a steady trickle, each append on its own (off, on, off, on):")
+        for linger in (False, True, False, True):
+            await trickle(base / "trickle", 1000, 3, linger)
+        if args.trickle:
+            return
         print("durable appends (WAL, synchronous=FULL; each appender awaits its commit):")
         for concurrency in (int(c) for c in args.appenders.split(",")):
             total = args.appends if concurrency > 1 else min(args.appends, 2000)
