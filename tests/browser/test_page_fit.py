@@ -113,3 +113,100 @@ async def test_long_words_urls_and_names_wrap_inside_the_page_in_own_and_others_
         await sari.page.context.set_offline(False)
         for who in (sari, bart):
             who.assert_no_page_errors()
+
+
+NO_WEBSOCKET = "delete window.WebSocket; window.WebSocket = undefined;"
+NO_EVENTSOURCE = "delete window.EventSource; window.EventSource = undefined;"
+HEADER_ROOM = "Pemrograman Berorientasi Objek"  # the issue's "#Pemrograman Be…"
+BADGE_KEYS = ["live", "connecting", "reconnecting", "reconnecting_in", "compat", "fallback", "offline", "history"]
+
+# The header's parts as the person sees them: the title block, the badge, "Try now" and "Refresh" when
+# shown, Leave; and how tall the header's content is.
+MEASURE_HEADER = """() => {
+  const header = document.querySelector('.chat-header');
+  const parts = {};
+  for (const [key, sel] of [['title', '.room-title'], ['connection', '.connection'], ['badge', '#status'], ['retry', '#retry'],
+                            ['refresh', '.refresh'], ['leave', 'button.leave']]) {
+    const el = document.querySelector(sel);
+    if (!el || !el.getClientRects().length) continue;
+    const r = el.getBoundingClientRect();
+    parts[key] = {top: r.top, bottom: r.bottom, left: r.left, right: r.right, height: r.height,
+                  cut: el.scrollWidth > el.clientWidth};
+  }
+  const style = getComputedStyle(header);
+  const content = header.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  return {parts, content, width: document.documentElement.clientWidth, badge: header.querySelector('#status').textContent};
+}"""
+
+# Every label the badge can show, from the page's own translated strings (#chat[data-i18n]), with
+# "Try now" beside the reconnecting ones, as app.js shows them.  "Connecting…" and "Reconnecting…"
+# last only a moment in a real page: this makes sure each label fits, not only those a test can hold.
+SHOW_BADGE = """key => {
+  const strings = JSON.parse(document.getElementById('chat').getAttribute('data-i18n'));
+  const badge = document.getElementById('status');
+  badge.textContent = strings[key].replace('%(s)d', '10');
+  badge.setAttribute('data-state', key === 'reconnecting_in' ? 'reconnecting' : key === 'history' ? 'static' : key);
+  document.getElementById('retry').hidden = key !== 'reconnecting_in';
+}"""
+
+
+async def assert_header_one_row(who: Person, what: str) -> None:
+    m = await who.page.evaluate(MEASURE_HEADER)
+    parts = m["parts"]
+    assert {"title", "connection", "badge", "leave"} <= parts.keys(), (what, m)
+    where = f"{who.name}'s header with {m['badge']!r} ({what}): {m}"
+    # One row: the title, the badge and Leave side by side (each starts above where the others end;
+    # "Try now" or "Refresh" sits under the badge, in the same column)...
+    row = [parts[name] for name in ("title", "connection", "badge", "leave")]
+    assert max(p["top"] for p in row) < min(p["bottom"] for p in row), where
+    for name in ("retry", "refresh"):
+        if name in parts:
+            c, p = parts["connection"], parts[name]
+            assert c["top"] <= p["top"] and p["bottom"] <= c["bottom"] and c["left"] <= p["left"], (name, where)
+    # ...and the header no taller than its tallest part: nothing wrapped onto a line of its own
+    assert m["content"] <= max(p["height"] for p in row) + 1, where
+    for name, p in parts.items():
+        assert p["left"] >= -0.5 and p["right"] <= m["width"] + 0.5, (name, where)
+        assert not p["cut"], (name, where)
+
+
+@pytest.mark.parametrize("lang", ["en-US", "id-ID"])
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S * 2)
+async def test_phone_header_keeps_one_row_in_every_connection_state(chat_server, lang):
+    phone = {"viewport": PHONE, "is_mobile": True, "has_touch": True, "locale": lang}
+    async with chromium() as browser:
+        sari = await person(browser, chat_server, "Sari Wulandari", **phone)
+        await sari.join(HEADER_ROOM)
+        await assert_header_one_row(sari, "live")
+
+        compat = await person(browser, chat_server, "Lia", **phone)
+        await compat.page.context.add_init_script(NO_WEBSOCKET)
+        await compat.join(HEADER_ROOM, live_state="compat")
+        basic = await person(browser, chat_server, "Hadi", **phone)
+        await basic.page.context.add_init_script(NO_WEBSOCKET + NO_EVENTSOURCE)
+        await basic.join(HEADER_ROOM, live_state="fallback")
+        nojs = await person(browser, chat_server, "Nojs", java_script_enabled=False, **phone)
+        await nojs.join(HEADER_ROOM, live_state="static")
+        for who in (compat, basic, nojs):
+            await assert_header_one_row(who, await who.status.get_attribute("data-state"))
+        await sari.page.goto(sari.page.url + "?before=2")  # older messages: the page is not live
+        await expect(sari.status).to_have_attribute("data-state", "static")
+        await assert_header_one_row(sari, "history")
+        await sari.page.go_back()
+        await expect(sari.status).to_have_attribute("data-state", "live")
+
+        for key in BADGE_KEYS:
+            await sari.page.evaluate(SHOW_BADGE, key)
+            await assert_header_one_row(sari, f"every label: {key}")
+
+        await chat_server.stopped()
+        for who in (sari, compat, basic):
+            await expect(who.status).to_have_attribute("data-state", "reconnecting")
+            await expect(who.page.locator("#retry")).to_be_visible()  # "Reconnecting in N s…" and "Try now"
+            await assert_header_one_row(who, "reconnecting")
+        await sari.page.context.clear_cookies()  # the session is gone: retrying cannot help
+        await chat_server.started()
+        await expect(sari.status).to_have_attribute("data-state", "offline", timeout=RECONNECT_TIMEOUT_MS)
+        await assert_header_one_row(sari, "offline")
+        for who in (sari, compat, basic, nojs):
+            who.assert_no_page_errors()
