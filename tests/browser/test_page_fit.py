@@ -62,10 +62,14 @@ MEASURE_OVERFLOW = """() => {
   for (const el of document.querySelectorAll('.chat-header *')) {
     if (!shown(el)) continue;
     const r = el.getBoundingClientRect();
-    if (r.left < -0.5 || r.right > vw + 0.5) found.push(`${name(el)} at ${Math.round(r.left)}..${Math.round(r.right)} off the screen`);
+    if (r.left < -0.5 || r.right > vw + 0.5) {
+      found.push(`${name(el)} at ${Math.round(r.left)}..${Math.round(r.right)} off the screen`);
+    }
   }
   for (const el of document.querySelectorAll('.room-name, .welcome, .users .name, #messages .meta .user, #status')) {
-    if (shown(el) && el.scrollWidth > el.clientWidth) found.push(`${name(el)} cut: ${el.scrollWidth} > ${el.clientWidth}`);
+    if (shown(el) && el.scrollWidth > el.clientWidth) {
+      found.push(`${name(el)} cut: ${el.scrollWidth} > ${el.clientWidth}`);
+    }
   }
   return found;
 }"""
@@ -125,8 +129,8 @@ BADGE_KEYS = ["live", "connecting", "reconnecting", "reconnecting_in", "compat",
 MEASURE_HEADER = """() => {
   const header = document.querySelector('.chat-header');
   const parts = {};
-  for (const [key, sel] of [['title', '.room-title'], ['connection', '.connection'], ['badge', '#status'], ['retry', '#retry'],
-                            ['refresh', '.refresh'], ['leave', 'button.leave']]) {
+  for (const [key, sel] of [['title', '.room-title'], ['connection', '.connection'], ['badge', '#status'],
+                            ['retry', '#retry'], ['refresh', '.refresh'], ['leave', 'button.leave']]) {
     const el = document.querySelector(sel);
     if (!el || !el.getClientRects().length) continue;
     const r = el.getBoundingClientRect();
@@ -135,7 +139,8 @@ MEASURE_HEADER = """() => {
   }
   const style = getComputedStyle(header);
   const content = header.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-  return {parts, content, width: document.documentElement.clientWidth, badge: header.querySelector('#status').textContent};
+  const badge = header.querySelector('#status').textContent;
+  return {parts, content, width: document.documentElement.clientWidth, badge};
 }"""
 
 # Every label the badge can show, from the page's own translated strings (#chat[data-i18n]), with
