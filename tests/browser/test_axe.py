@@ -1,6 +1,7 @@
 """axe-core finds no accessibility violation, of any impact, on the join page and the room page (issue 12,
 item 3): light and dark colour scheme, desktop and 390 px phone, each with an error shown (the join form
-refusing a taken name; a message the server refused, in the room's outbox).
+refusing a taken name; a message the server refused, in the room's outbox; the connection lost), and
+the room page as served without JavaScript.
 
 axe-core is pinned in tests/browser/package.json (scripts/test.sh runs ``npm ci`` there) and runs with
 every rule on: no rule is disabled, and every result is reported.
@@ -93,5 +94,9 @@ async def test_axe_finds_nothing_on_the_join_and_room_pages(chat_server, screen,
         await expect(nojs.page.locator("html")).to_have_class("no-js")
         await expect(nojs.message("Siap, saya baca.")).to_be_visible()
         await assert_no_violations(nojs, f"the room page without JavaScript ({screen}, {scheme})")
+        # The connection lost: the badge's warning colour, "Try now".
+        await chat_server.stopped()
+        await expect(sari.page.locator("#retry")).to_be_visible()
+        await assert_no_violations(sari, f"the room page reconnecting ({screen}, {scheme})")
         for who in (sari, budi, bart, nojs):
             who.assert_no_page_errors()
