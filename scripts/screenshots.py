@@ -34,6 +34,8 @@ CONVERSATION = [  # (who, text); "Dewi" is the reader whose page is photographed
     ("Dewi", "Jadi. Saya bawa slide demo dan hasil uji login."),
     ("Ani", "Sip! Jangan lupa test case untuk password yang salah"),
     ("Dewi", "Siap, sudah ada tiga."),
+    # a long unbroken URL in the reader's own bubble (and in others' on the phone): it wraps inside
+    ("Dewi", "Slide: https://example.com/proyek-pbo/slide-demo-hasil-uji-login-versi-akhir-revisi-ketiga.pdf"),
 ]
 
 

@@ -4,7 +4,10 @@
 #   Playwright (the Python package only: it drives the system's Chromium), schemathesis, redis-py,
 #   PyYAML, calmjs.parse, uvloop, ruff, mypy;
 # - with apt, only when missing: chromium, redis-server, nginx and prometheus, installed so that no service
-#   starts, now or at boot (scripts/install-system-packages.sh says how).
+#   starts, now or at boot (scripts/install-system-packages.sh says how);
+# - with npm (node and npm come with the machine), only when tests/browser/node_modules is missing:
+#   `npm ci` in tests/browser/, which installs what tests/browser/package-lock.json pins: axe-core (4.14.1,
+#   no dependencies of its own), the accessibility checker tests/browser/test_axe.py loads into the pages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,7 @@ python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
 
 bash scripts/install-system-packages.sh  # chromium, redis-server, nginx, prometheus: those missing
+[ -d tests/browser/node_modules ] || (cd tests/browser && npm ci --no-audit --no-fund)  # axe-core
 
 ruff check .
 mypy  # the files and the rules per package are in pyproject.toml ([tool.mypy])

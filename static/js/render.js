@@ -182,11 +182,10 @@
     return li;
   }
 
-  // The separator before the first event of a local day.
+  // The separator before the first event of a local day: an item of the list like the events (a list
+  // may hold only items; the day is worth hearing, so it is not hidden from screen readers either).
   function day(doc, d, lang) {
-    var li = dom.make(doc, 'li', 'day', localDay(d, lang));
-    li.setAttribute('role', 'presentation');
-    return li;
+    return dom.make(doc, 'li', 'day', localDay(d, lang));
   }
 
   // A notice from the page itself ("Some earlier messages are no longer available…").
