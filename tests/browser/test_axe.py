@@ -68,7 +68,7 @@ async def test_axe_finds_nothing_on_the_join_and_room_pages(chat_server, screen,
         await sari.page.fill("#name", "Budi")
         await sari.page.fill("#room", "Proyek PBO")
         await sari.page.click("button[type=submit]")
-        await expect(sari.page.get_by_role("alert")).to_be_visible()
+        await expect(sari.page.locator("#name-error")).to_contain_text("This name is taken")  # at its field
         await assert_no_violations(sari, f"the join page with an error ({screen}, {scheme})")
 
         # The room: notices, a day, messages of others and one's own, and one the server refused.
