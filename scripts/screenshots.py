@@ -32,7 +32,7 @@ CONVERSATION = [  # (who, text); "Dewi" is the reader whose page is photographed
     ("Budi", "Di class diagram relasi Order ↔ Payment masih kurang, ya"),
     ("Citra", "Betul, nanti sore saya tambahkan.\nRapat jam 15.00 jadi?"),
     ("Dewi", "Jadi. Saya bawa slide demo dan hasil uji login."),
-    ("Ani", "Sip! Jangan lupa test case untuk password yang salah"),
+    ("Ani", "Sip! Jangan lupa test case untuk password yang salah: `login(\"dewi\", \"salah\")` harus gagal"),
     ("Dewi", "Siap, sudah ada tiga."),
     # a long unbroken URL in the reader's own bubble (and in others' on the phone): it wraps inside
     ("Dewi", "Slide: https://example.com/proyek-pbo/slide-demo-hasil-uji-login-versi-akhir-revisi-ketiga.pdf"),
@@ -60,7 +60,7 @@ async def shoot(browser, server: ChatServer, out: Path) -> None:
     people["Dewi"] = dewi
     for who, text in CONVERSATION:
         await people[who].say(text)
-        await expect(dewi.message(text.split("\n")[0])).to_be_visible()
+        await expect(dewi.message(text.split("\n")[0].split("`")[0])).to_be_visible()  # code shows without its backticks
     lobby = await person(browser, server, "Eko", viewport=DESKTOP)
     await lobby.join("lobby")
     await lobby.say("Ada yang tahu cara deploy ke server kampus?")
