@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import backends.sqlite.store as sqlite_store
+import backends.sqlite.writer as sqlite_writer
 from backends.memory import LocalBroker
 from backends.sqlite.schema import read_before
 from backends.sqlite.store import DB_FILE_NAME, SQLiteStore
@@ -91,8 +91,8 @@ def cpu_seconds() -> float:
 
 async def trickle(data_dir: Path, rate: float, seconds: float, linger: bool) -> None:
     """Appends started at a fixed rate, each awaited on its own: how many share a commit."""
-    busy_s = sqlite_store.LINGER_WHEN_BUSY_S
-    sqlite_store.LINGER_WHEN_BUSY_S = busy_s if linger else 0.0  # 0: the writer never lingers
+    busy_s = sqlite_writer.LINGER_WHEN_BUSY_S
+    sqlite_writer.LINGER_WHEN_BUSY_S = busy_s if linger else 0.0  # 0: the writer never lingers
     shutil.rmtree(data_dir, ignore_errors=True)
     store = SQLiteStore(None, str(data_dir))
     try:
@@ -121,7 +121,7 @@ async def trickle(data_dir: Path, rate: float, seconds: float, linger: bool) -> 
               f"writer thread included), ack {summary(latencies)}")
     finally:
         await store.close()
-        sqlite_store.LINGER_WHEN_BUSY_S = busy_s
+        sqlite_writer.LINGER_WHEN_BUSY_S = busy_s
 
 
 async def fill(store: SQLiteStore, count: int) -> None:

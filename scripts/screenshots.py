@@ -60,7 +60,8 @@ async def shoot(browser, server: ChatServer, out: Path) -> None:
     people["Dewi"] = dewi
     for who, text in CONVERSATION:
         await people[who].say(text)
-        await expect(dewi.message(text.split("\n")[0].split("`")[0])).to_be_visible()  # code shows without its backticks
+        # (code shows without its backticks)
+        await expect(dewi.message(text.split("\n")[0].split("`")[0])).to_be_visible()
     lobby = await person(browser, server, "Eko", viewport=DESKTOP)
     await lobby.join("lobby")
     await lobby.say("Ada yang tahu cara deploy ke server kampus?")
