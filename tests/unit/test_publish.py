@@ -180,6 +180,25 @@ async def test_a_poll_waits_for_the_next_publish(hub):
 
 
 @pytest.mark.gen_test
+async def test_a_publish_answers_every_waiting_poll_and_their_timers_go_after_the_answers(hub):
+    await hub.touch(ROOM, BUDI)
+    sessions = [Session(f"sid-{i}", f"Tamu{i}") for i in range(50)]
+    for session in sessions:
+        await hub.touch(ROOM, session)
+    now = await hub.read(ROOM, None)
+    polls = [asyncio.ensure_future(hub.poll(ROOM, s, now.cursor, now.epoch, 30)) for s in sessions]
+    await asyncio.sleep(0)  # one loop iteration: each reads, finds nothing and waits
+    room = hub.loaded(ROOM)
+    timers = list(room.waiters.values())
+    assert room.waiting == len(sessions) and not any(t.cancelled() for t in timers)
+    event, _ = await hub.post(ROOM, BUDI, "untuk semua")
+    answers = await within(asyncio.gather(*polls))
+    assert all(a is not None and [e.id for e in a.events] == [event.id] for a in answers)
+    assert room.waiting == 0
+    assert all(t.cancelled() for t in timers)  # none left to fire 30 s from now
+
+
+@pytest.mark.gen_test
 async def test_a_cancelled_poll_answers_none_and_its_session_stays_for_the_grace(hub):
     await hub.touch(ROOM, ANI)
     now = await hub.read(ROOM, None)
@@ -188,9 +207,10 @@ async def test_a_cancelled_poll_answers_none_and_its_session_stays_for_the_grace
     await asyncio.sleep(0)  # one loop iteration: it waits
     assert hub.loaded(ROOM).waiting == 1
     cancelled_at = time.monotonic()
+    [timer] = hub.loaded(ROOM).waiters.values()
     poll.cancel()  # the client went away
     assert await within(polling) is None
-    assert hub.loaded(ROOM).waiting == 0
+    assert hub.loaded(ROOM).waiting == 0 and timer.cancelled()
     gone = hub.poll(ROOM, ANI, now.cursor, now.epoch, 30)
     gone.cancel()  # gone before its wait began: nothing to wait for, nobody to answer
     assert await within(gone) is None
