@@ -271,10 +271,10 @@ def shows_form_errors(
 def declared_body_length(headers: httputil.HTTPHeaders) -> int | None:
     """The body length ``Content-Length`` announces (None without one).  Equal duplicates
     (``5, 5``, as some proxies send) count once; anything else is 400."""
-    value = headers.get("Content-Length")
-    if value is None:
+    values = headers.get_list("Content-Length")  # not .get: a missing key costs it a KeyError, on every request
+    if not values:
         return None
-    lengths = {part.strip() for part in value.split(",")}
+    lengths = {part.strip() for value in values for part in value.split(",")}
     length = lengths.pop() if len(lengths) == 1 else ""
     if not (length.isascii() and length.isdigit()):
         raise errors.BadRequest("Content-Length must be one whole number of bytes")
