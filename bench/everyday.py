@@ -131,9 +131,12 @@ class Bench:
               f"{n * (n - 1) // 2:,} (each member told of each later join): {verdict(ok)}")
 
     def goal6(self) -> None:
-        print("\n== goal 6: 1,000 waiting long-polls, one event (20 times)")
-        line = poll_answer_latency(1000, 20, self.pin, self.extra)
+        events = self.args.poll_events
+        print(f"\n== goal 6: 1,000 waiting long-polls, one event ({events} times)")
+        profile = Path(self.args.profile) if self.args.profile else None
+        line = poll_answer_latency(1000, events, self.pin, self.extra, profile=profile)
         print("  " + line)
+        line = line.splitlines()[0]
         try:
             first = float(line.split("first answer ")[1].split(" ms")[0])
             last = float(line.split("last ")[1].split(" ms")[0])
@@ -232,6 +235,9 @@ def main() -> None:
     ap.add_argument("--obrolan-only", action="store_true", help="do not run socket.io")
     ap.add_argument("--no-pin", action="store_true", help="do not pin server and generator to CPUs")
     ap.add_argument("--server-arg", action="append", default=[], help="extra option for chat.py")
+    ap.add_argument("--poll-events", type=int, default=20, help="goal 6: events posted (each answers 1,000 polls)")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="goal 6: record the server with py-spy into FILE (collapsed stacks) and print a summary")
     args = ap.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

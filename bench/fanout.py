@@ -233,8 +233,10 @@ def settle(loader: Loader, server: Server, limit_s: float = 10.0) -> None:
 
 
 def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, ...],
-                        server_name: str = "obrolan") -> str:
-    """With ``pollers`` long-polls waiting, post one event and time every answer."""
+                        server_name: str = "obrolan", profile: Path | None = None) -> str:
+    """With ``pollers`` long-polls waiting, post one event and time every answer.  With ``profile``,
+    py-spy records the server over the measured events (the answers and the polls that follow them)
+    into that file, and its summary follows the line."""
     server = SERVERS[server_name](SERVER_CPU if pin else None, extra)
     loader = None
     try:
@@ -248,6 +250,11 @@ def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, 
         sender = loader.senders[0]
         firsts, lasts, all_lat = [], [], []
         cpu_busy = 0.0
+        spy = None
+        if profile is not None and server.proc is not None:
+            settle(loader, server)
+            spy = pyspy.start(server.proc.pid, 600, profile)
+            time.sleep(1.0)  # py-spy attaches
         for _ in range(events):
             settle(loader, server)  # every poll is back and waiting
             loader.latencies = []
@@ -266,12 +273,17 @@ def poll_answer_latency(pollers: int, events: int, pin: bool, extra: tuple[str, 
             lasts.append(lat[-1])
             all_lat.extend(lat)
         all_lat.sort()
+        summary = ""
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+            spy.wait(30)
+            summary = "\n" + pyspy.summarise(profile) if profile is not None and profile.exists() else ""
         med = statistics.median
         return (f"{server_name:<14} {pollers} waiting long-polls, one event ({events} times): first answer "
                 f"{med(firsts) / 1000:.2f} ms, p50 {percentile(all_lat, 0.5) / 1000:.2f} ms, "
                 f"p99 {percentile(all_lat, 0.99) / 1000:.2f} ms, last {med(lasts) / 1000:.2f} ms (medians); "
                 f"server CPU {cpu_busy * 1e6 / (pollers * events):.0f} us per answer"
-                f"  load {load_average()}")
+                f"  load {load_average()}{summary}")
     except Exception as exc:
         return f"{server_name:<14} long-poll answer latency FAILED: {type(exc).__name__}: {exc}\n{server.log_tail(8)}"
     finally:

@@ -75,7 +75,7 @@ class MessagesHandler(RoomPage):
         if sl is not None:
             if sl.events:
                 self.hub.metrics.delivered("longpoll", len(sl.events))
-            self.send_json(slice_body(sl, await self.hub.typists(room, session)))
+            self.send_json_answer(slice_body(sl, await self.hub.typists(room, session)))
 
     def on_connection_close(self) -> None:
         super().on_connection_close()  # a body still streaming in: no method runs

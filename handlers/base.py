@@ -28,6 +28,8 @@ from rooms.models import dumps, loads
 from rooms.validation import clean_room
 
 from . import compat
+from .answers import CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY  # where tests and pages read it
+from .answers import DEFAULT_HEADERS, JSON_CONTENT_TYPE, JsonAnswer
 from .compat import OriginCheck
 from .messages import RETRY_CODES, RETRY_PAGE_AFTER_S, page_message
 from .pinger import Heartbeat, Pinger
@@ -40,9 +42,6 @@ SESSION_COOKIE = "obrolan_session"
 # 413 is sent (see BaseHandler), for at most this long; a larger one is not read at all.
 BODY_DRAIN_MAX_BYTES = 8 << 20
 BODY_DRAIN_TIMEOUT_S = 10.0
-# Every page's scripts and styles are files of its own (static/), never inline; nothing may frame it.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                           "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 SESSION_MAX_AGE_DAYS = 30
 # Rooms a browser's session left with Leave: its other tabs must not join them again behind the
 # person's back (a reconnect, a poll, a form post), only a new join does.  Kept in a signed cookie,
@@ -62,6 +61,7 @@ class AppConfig:
     http_body_max_bytes: int = 16 * 1024
     pinger: Pinger = field(default_factory=lambda: Pinger(0))  # 0: no pings
     heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat(0))  # 0: no keep-alive lines
+    json_answer: JsonAnswer = field(default_factory=JsonAnswer)  # a 200 JSON answer's head, made once
 
 
 def encode_session(secret: str, session: Session) -> str:
@@ -197,7 +197,7 @@ class SessionMixin(_Handler):
         """The body of an error answer (setting its Content-Type)."""
         if self.wants_html():
             return self.error_page(error)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Type", JSON_CONTENT_TYPE)
         return dumps(error.as_dict())
 
     def set_error_status(self, error: errors.ChatError) -> None:
@@ -271,10 +271,10 @@ def shows_form_errors(
 def declared_body_length(headers: httputil.HTTPHeaders) -> int | None:
     """The body length ``Content-Length`` announces (None without one).  Equal duplicates
     (``5, 5``, as some proxies send) count once; anything else is 400."""
-    value = headers.get("Content-Length")
-    if value is None:
+    values = headers.get_list("Content-Length")  # not .get: a missing key costs it a KeyError, on every request
+    if not values:
         return None
-    lengths = {part.strip() for part in value.split(",")}
+    lengths = {part.strip() for value in values for part in value.split(",")}
     length = lengths.pop() if len(lengths) == 1 else ""
     if not (length.isascii() and length.isdigit()):
         raise errors.BadRequest("Content-Length must be one whole number of bytes")
@@ -384,11 +384,8 @@ class BaseHandler(SessionMixin, OriginCheck):
         return self.request.body
 
     def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("X-Frame-Options", "DENY")  # frame-ancestors, for browsers without CSP 2
+        for name, value in DEFAULT_HEADERS:
+            self.set_header(name, value)
 
     def wants_json(self) -> bool:
         accept = self.request.headers.get("Accept", "")
@@ -423,8 +420,14 @@ class BaseHandler(SessionMixin, OriginCheck):
 
     def send_json(self, obj: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Content-Type", JSON_CONTENT_TYPE)
         self.finish(obj if isinstance(obj, bytes) else dumps(obj))
+
+    def send_json_answer(self, body: bytes) -> None:
+        """``send_json(body)`` with its head from the parts made once (handlers/answers.py) and
+        written in one send: for answers that go out in bulk (a woken room's long-polls)."""
+        if not compat.finish_whole(self, self.config.json_answer.head(len(body)), body):
+            self.send_json(body)
 
 
 class NotFoundHandler(BaseHandler):

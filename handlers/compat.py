@@ -16,6 +16,7 @@ from typing import Any
 import tornado.web
 import tornado.websocket
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.util import _websocket_mask  # private: the unmasking in C, when built
 
@@ -59,6 +60,56 @@ def response_is_chunked(request: httputil.HTTPServerRequest) -> bool:
     the private ``_chunking_output``.
     """
     return bool(getattr(request.connection, "_chunking_output", False))
+
+
+def finish_whole(handler: tornado.web.RequestHandler, head: bytes, body: bytes) -> bool:
+    """Finish ``handler``'s request with ``head`` (status line and headers, each line ending in
+    CRLF, without the blank line) and ``body``, written in one ``send`` when nothing is queued,
+    bypassing ``RequestHandler.finish`` and ``HTTP1Connection.write_headers``.  False, with nothing
+    done, where Tornado would write something else (not a plain HTTP/1 connection, a transform
+    such as gzip, headers written already, the connection gone): the caller finishes as usual.
+
+    What Tornado does around the write is kept: ``Connection: close`` to an HTTP/1.1 client whose
+    connection will close, ``Connection: Keep-Alive`` to an HTTP/1.0 client that asked for it (the
+    private ``HTTP1Connection._disconnect_on_finish`` says which); ``HTTP1Connection.finish``
+    (public) then ends the request: keep-alive, or the close.  On the handler, what
+    ``RequestHandler.finish`` does after its write: the private ``_headers_written`` and
+    ``_finished``, the access log (``Application.log_request``), ``on_finish`` and
+    ``_break_cycles``.  Pinned by tests/unit/test_compat.py.
+    """
+    request = handler.request
+    connection = request.connection
+    if type(connection) is not HTTP1Connection or handler.application.transforms \
+            or handler._headers_written or handler._finished:
+        return False
+    stream = connection.stream
+    if stream.closed():
+        return False
+    if request.version == "HTTP/1.1":
+        if connection._disconnect_on_finish:
+            head += b"Connection: close\r\n"
+    elif request.headers.get("Connection", "").lower() == "keep-alive":
+        head += b"Connection: Keep-Alive\r\n"
+    data = b"%s\r\n%s" % (head, body)
+    handler._headers_written = True
+    connection.set_close_callback(None)  # as RequestHandler.finish: the handler can be collected
+    sent = 0
+    if type(stream) is IOStream and not stream.writing():  # TLS encrypts through its SSL object
+        try:
+            sent = stream.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:  # reset or broken pipe: the peer is gone
+            stream.close(exc_info=exc)
+            sent = len(data)
+    if sent < len(data):
+        connection._pending_write = stream.write(memoryview(data)[sent:])  # finish waits for it
+    connection.finish()
+    handler._finished = True
+    handler.application.log_request(handler)
+    handler.on_finish()
+    handler._break_cycles()
+    return True
 
 
 def websocket_stream(handler: tornado.websocket.WebSocketHandler) -> IOStream | None:

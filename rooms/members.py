@@ -329,11 +329,13 @@ class Poll:
         if self.cancelled:
             return None
         if not hub.closing and room.buffer.last_id <= after:  # no await since that check: nothing missed
-            self._waiter = room.wait(self.wait_s)
+            self._waiter = waiter = room.wait(self.wait_s)
             try:
-                await self._waiter
+                await waiter
             except asyncio.CancelledError:
                 return None  # the client went away, or the session left (see _run)
+            finally:
+                room.unwait(waiter)
         return await hub.read(self.name, after, self.epoch, self.limit)
 
 

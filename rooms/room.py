@@ -18,6 +18,7 @@ from .buffer import RoomBuffer
 from .models import Batch, Payload
 from .ports import NO_METRICS, Listener, Metrics
 from .presence import RoomPresence
+from .waiters import Waiters
 
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
 
@@ -63,8 +64,8 @@ class Room:
     buffer: RoomBuffer
     presence: RoomPresence = field(default_factory=RoomPresence)
     listeners: Listeners = field(default_factory=Listeners)
-    # Long-poll waiters: each its own future (awaited directly by its poll), and its timeout.
-    waiters: dict[asyncio.Future[None], asyncio.TimerHandle] = field(default_factory=dict)
+    # Long-poll waiters: each its own future (awaited directly by its poll); their timeouts.
+    waiters: Waiters = field(default_factory=Waiters)
     typing_at: dict[str, float] = field(default_factory=dict)  # sid -> monotonic time of last notice sent
     # name -> monotonic time of the last typing notice seen (from any process): long-poll answers
     # say who is typing, since they carry no ephemeral notices of their own.
@@ -134,22 +135,22 @@ class Room:
     # -- long-poll waiters ----------------------------------------------------------
 
     def wait(self, timeout_s: float) -> asyncio.Future[None]:
-        """A future resolved at the next publish, at ``timeout_s`` or at shutdown; cancel it to stop."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self.waiters[waiter] = loop.call_later(timeout_s, _resolve, waiter)
-        waiter.add_done_callback(self._unwait)
-        return waiter
+        """A future resolved at the next publish, at ``timeout_s`` or at shutdown; cancel it to stop.
+        Its poll calls :meth:`unwait` once its wait is over, whatever ended it."""
+        return self.waiters.add(timeout_s)
 
-    def _unwait(self, waiter: asyncio.Future[None]) -> None:
-        timer = self.waiters.pop(waiter, None)
-        if timer is not None:
-            timer.cancel()
+    def unwait(self, waiter: asyncio.Future[None]) -> None:
+        """``waiter``'s wait is over: forget it (a woken one is gone already)."""
+        self.waiters.discard(waiter)
         self.active_at = time.monotonic()
 
     def wake(self) -> None:
-        for waiter in self.waiters:
-            _resolve(waiter)
+        """Resolve every waiter.  The only per-waiter work is its ``set_result`` (one task step
+        scheduled): a woken room's first poll is answered after a thousand of those, not after a
+        thousand done-callbacks and timer cancels more (docs/performance.md, "Long-poll answers")."""
+        if self.waiters:
+            self.waiters.wake()
+            self.active_at = time.monotonic()
 
     # -- who is typing (for long-poll answers) ------------------------------------------
 
@@ -170,11 +171,6 @@ class Room:
         for user in [u for u, at in self.typists.items() if at < since]:
             del self.typists[user]
         return [u for u in self.typists if u != but]
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def latest_presence_only(payloads: list[Payload]) -> list[Payload]:

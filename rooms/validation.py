@@ -52,6 +52,8 @@ def _is_pictograph(ch: str) -> bool:
 def _has_invisible(value: str) -> bool:
     """Format characters (Cf: zero-width spaces, soft hyphens, bidi controls, tags) and other
     invisibles; a zero-width joiner or a variation selector only inside an emoji sequence."""
+    if value.isascii():  # none of those is ASCII; a room name is checked on every request
+        return False
     for i, ch in enumerate(value):
         if ch in VARIATION_SELECTORS:
             if i == 0 or not _is_pictograph(value[i - 1]):

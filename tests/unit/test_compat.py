@@ -20,9 +20,11 @@ from tornado.iostream import IOStream
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
+from handlers.answers import DEFAULT_HEADERS, JSON_CONTENT_TYPE, JsonAnswer
 from handlers.compat import (
     OriginCheck,
     drop_handshake_state,
+    finish_whole,
     request_stream_closed,
     stream_backlog,
     websocket_stream,
@@ -110,6 +112,75 @@ async def test_request_stream_closed_says_whether_the_client_is_still_there():
         client.close()  # the client goes away while the request waits
         await within(done)
     assert seen == [False, True]
+
+
+class Answering(RequestHandler):
+    """A JSON answer as Tornado writes it (``/tornado``) or through ``finish_whole`` (``/whole``)."""
+
+    BODY = b'{"events":[],"cursor":7}'
+
+    def initialize(self, finished: list[tuple[str, str]]) -> None:
+        self.finished = finished
+
+    def set_default_headers(self) -> None:  # as handlers.base.BaseHandler's
+        for name, value in DEFAULT_HEADERS:
+            self.set_header(name, value)
+
+    def compute_etag(self) -> None:  # as BaseHandler's: no Etag
+        return None
+
+    def get(self, how: str) -> None:
+        if how == "whole":
+            assert finish_whole(self, JsonAnswer().head(len(self.BODY)), self.BODY)
+            assert self._finished  # Tornado's _execute must not finish it again
+        else:
+            self.set_header("Content-Type", JSON_CONTENT_TYPE)
+            self.finish(self.BODY)
+
+    def on_finish(self) -> None:
+        self.finished.append((self.request.path, "on_finish"))
+
+
+def without_date(head: bytes) -> bytes:
+    return re.sub(rb"\r\nDate: [^\r]*", b"", head)
+
+
+async def closed_after(client: IOStream) -> bool:
+    """Whether the server closed the connection (a read gets nothing more)."""
+    try:
+        await within(client.read_bytes(1))
+    except Exception:
+        return client.closed()
+    return False
+
+
+@pytest.mark.parametrize("version,connection,stays_open", [
+    ("1.1", None, True), ("1.1", "close", False), ("1.0", None, False), ("1.0", "keep-alive", True)])
+@pytest.mark.gen_test
+async def test_finish_whole_writes_what_tornado_writes_and_keeps_the_connection_as_tornado_does(
+        version: str, connection: str | None, stays_open: bool) -> None:
+    finished: list[tuple[str, str]] = []
+    logged: list[tuple[str, int]] = []
+    app = Application([("/(whole|tornado)", Answering, {"finished": finished})],
+                      log_function=lambda h: logged.append((h.request.path, h.get_status())))
+    extra = f"Connection: {connection}\r\n" if connection else ""
+    heads = {}
+    for how in ("tornado", "whole"):
+        async with served(app) as (client, _):
+            await client.write(f"GET /{how} HTTP/{version}\r\nHost: {HOST}\r\n{extra}\r\n".encode())
+            status, head, body = await answer(client)
+            assert (status, body) == (200, Answering.BODY)
+            heads[how] = without_date(head)
+            assert (b"\r\nDate: " in head) and head.startswith(b"HTTP/1.1 200 OK\r\n")
+            if stays_open:  # keep-alive: the same connection takes the next request
+                await client.write(f"GET /{how} HTTP/{version}\r\nHost: {HOST}\r\n{extra}\r\n".encode())
+                assert (await answer(client))[2] == Answering.BODY
+            else:
+                assert await closed_after(client)
+    assert heads["whole"] == heads["tornado"]  # byte for byte, Connection header and all
+    answers = 2 if stays_open else 1
+    assert logged == [("/tornado", 200)] * answers + [("/whole", 200)] * answers
+    assert finished == [("/tornado", "on_finish")] * answers + [("/whole", "on_finish")] * answers
 
 
 class Probe(WebSocketHandler):

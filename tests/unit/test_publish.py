@@ -180,6 +180,23 @@ async def test_a_poll_waits_for_the_next_publish(hub):
 
 
 @pytest.mark.gen_test
+async def test_a_publish_answers_every_waiting_poll_and_their_timers_go_after_the_answers(hub):
+    await hub.touch(ROOM, BUDI)
+    sessions = [Session(f"sid-{i}", f"Tamu{i}") for i in range(50)]
+    for session in sessions:
+        await hub.touch(ROOM, session)
+    now = await hub.read(ROOM, None)
+    polls = [asyncio.ensure_future(hub.poll(ROOM, s, now.cursor, now.epoch, 30)) for s in sessions]
+    await asyncio.sleep(0)  # one loop iteration: each reads, finds nothing and waits
+    room = hub.loaded(ROOM)
+    assert room.waiting == len(sessions) and room.waiters.timers == 1  # one timer for all: one wait
+    event, _ = await hub.post(ROOM, BUDI, "untuk semua")
+    answers = await within(asyncio.gather(*polls))
+    assert all(a is not None and [e.id for e in a.events] == [event.id] for a in answers)
+    assert room.waiting == 0 and room.waiters.timers == 0  # none left to fire 30 s from now
+
+
+@pytest.mark.gen_test
 async def test_a_cancelled_poll_answers_none_and_its_session_stays_for_the_grace(hub):
     await hub.touch(ROOM, ANI)
     now = await hub.read(ROOM, None)
@@ -190,13 +207,32 @@ async def test_a_cancelled_poll_answers_none_and_its_session_stays_for_the_grace
     cancelled_at = time.monotonic()
     poll.cancel()  # the client went away
     assert await within(polling) is None
-    assert hub.loaded(ROOM).waiting == 0
+    assert hub.loaded(ROOM).waiting == 0 and hub.loaded(ROOM).waiters.timers == 0
     gone = hub.poll(ROOM, ANI, now.cursor, now.epoch, 30)
     gone.cancel()  # gone before its wait began: nothing to wait for, nobody to answer
     assert await within(gone) is None
     await hub.store.until(lambda: (hub.store.drafts[-1].type, hub.store.drafts[-1].user) == ("leave", "Ani"))
     assert time.monotonic() - cancelled_at >= GRACE_S  # present for the grace after the client went
     assert await notices(hub) == [("join", "Ani"), ("leave", "Ani")]
+
+
+@pytest.mark.gen_test
+async def test_polls_of_different_waits_each_answer_at_their_own_timeout(hub):
+    await hub.touch(ROOM, ANI)  # one session for all three (two tabs): present throughout, no leave wakes them
+    now = await hub.read(ROOM, None)
+    started = time.monotonic()
+    long_wait = asyncio.ensure_future(hub.poll(ROOM, ANI, now.cursor, now.epoch, GRACE_S * 4))
+    short_waits = [asyncio.ensure_future(hub.poll(ROOM, ANI, now.cursor, now.epoch, GRACE_S)) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert hub.loaded(ROOM).waiters.timers == 2
+    for answer in await within(asyncio.gather(*short_waits)):  # not held behind the longer wait
+        assert answer is not None and answer.events == []
+    short_done = time.monotonic()
+    assert short_done - started >= GRACE_S and not long_wait.done()
+    assert hub.loaded(ROOM).waiting == 1 and hub.loaded(ROOM).waiters.timers == 1
+    answer = await within(long_wait)
+    assert answer is not None and answer.events == [] and time.monotonic() - started >= GRACE_S * 4
+    assert hub.loaded(ROOM).waiting == 0 and hub.loaded(ROOM).waiters.timers == 0
 
 
 @pytest.mark.gen_test
