@@ -8,6 +8,7 @@ They are listed, with their defaults and the values they accept, in settings.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import logging
 import os
@@ -63,6 +64,15 @@ SHUTDOWN_GRACE_S = 4.0  # SIGTERM to exit stays under 5 s
 # Tornado refuses a larger one with a bare 400.  Every other handler streams it and answers 413
 # itself, at any size (handlers/base.py, BaseHandler).
 HTTP_SERVER_MAX_BODY_BYTES = 1 << 20
+# Python's cyclic GC, left at its defaults (a young collection every 700 net allocations), ran so
+# often under a steady load of small rooms that its older-generation passes over every connection's
+# objects put p99 at 240-300 ms (bench/everyday.py goal 2; with the GC off: 25-40 ms).  Chat objects
+# are freed by reference counting; cycles are rare.  So: what exists once the server is up is frozen
+# out of the collections (modules, the app, the restored rooms), and young collections come every
+# GC_GEN0_THRESHOLD allocations (then older ones every 20 and 100 of those, as measured).
+GC_GEN0_THRESHOLD = 50_000
+GC_GEN1_THRESHOLD = 20
+GC_GEN2_THRESHOLD = 100
 
 
 class ChatApp(tornado.web.Application):
@@ -148,6 +158,8 @@ async def serve(settings: Settings, address: str, port: int, sockets: list[socke
         census_timer = tornado.ioloop.PeriodicCallback(lambda: census.publish(hub.census()),
                                                        CENSUS_PUBLISH_S * 1000)
         census_timer.start()
+    gc.freeze()  # see GC_GEN0_THRESHOLD
+    gc.set_threshold(GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD)
     log.info("Obrolan listening on http://%s:%d/ (store: %s, pid %d)", address, port,
              "redis" if settings.redis_url else settings.store, os.getpid())
     stop = asyncio.Event()
