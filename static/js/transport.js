@@ -23,6 +23,7 @@
 
   var BACKOFF_BASE_MS = 500;
   var BACKOFF_MAX_MS = 30000;
+  var CLOSE_LEFT = 1000;           // WebSocket close: this session left the room (maybe in another tab)
   var OPEN_TIMEOUT_MS = 10000;     // no hello this long after opening a WebSocket or event stream: failed
   var BLOCKED_AFTER = 2;           // failures of a transport while HTTP works before the next one down
   var UP_FIRST_STEP = 1;           // the climb's first wait is backoff(1): 0.5-1 s, doubling up to 30 s
@@ -74,7 +75,7 @@
   // A WebSocket close code after which reconnecting cannot help, or null.
   // 1000: this session left the room (maybe in another tab); 4409: the name is taken.
   function fatalClose(code) {
-    if (code === 1000) { return 'left_room'; }
+    if (code === CLOSE_LEFT) { return 'left_room'; }
     if (code === 4409) { return 'name_taken'; }
     return null;
   }
@@ -269,44 +270,18 @@
   // ------------------------------------------------------------ WebSocket
 
   T.openSocket = function (trial) {
-    var self = this;
     var loc = window.location;
     var url = (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + this.wsPath + this.cursor.query();
     var ws;
-    var hello = false;
     try {
       ws = new window.WebSocket(url);
     } catch (e) {
       if (trial) { this.trialFailed('ws'); } else { this.failed('ws', false, 1006); }
       return;
     }
-    if (trial) { this.trial = { kind: 'ws', conn: ws }; } else { this.ws = ws; }
-    function current() { return trial ? self.trial !== null && self.trial.conn === ws : self.ws === ws; }
-    var openTimer = setTimeout(function () {
-      if (!hello && current()) { shut(ws); }
-    }, OPEN_TIMEOUT_MS);
-
-    ws.onmessage = function (msg) {
-      if (!current()) { return; }
-      var frame = parseJSON(msg.data);
-      if (!frame) { return; }
-      if (frame.type === 'hello') {
-        hello = true;
-        clearTimeout(openTimer);
-        self.opened('ws', ws, trial, frame);
-        trial = false;  // it is the connection in use now
-      } else {
-        self.on.frame(frame);
-      }
-    };
-    ws.onclose = function (ev) {
-      clearTimeout(openTimer);
-      if (!current()) { return; }
-      if (trial) { self.trialFailed('ws'); return; }
-      self.ws = null;
-      self.kind = null;
-      self.failed('ws', hello, ev.code);
-    };
+    var link = this.attach('ws', ws, trial, function () { shut(ws); });
+    ws.onmessage = function (msg) { link.receive(msg.data, null); };
+    ws.onclose = function (ev) { link.ended(ev.code); };
   };
 
   // ------------------------------------------------------------ Server-Sent Events
@@ -314,51 +289,65 @@
   // EventSource reconnects by itself, but we close it on any error and reconnect ourselves, so
   // the badge, the backoff and the climb back to WebSocket follow one set of rules.
   T.openStream = function (trial) {
-    var self = this;
     var es;
-    var hello = false;
     try {
       es = new window.EventSource(this.eventsPath + this.cursor.query());
     } catch (e) {
       if (trial) { this.trialFailed('sse'); } else { this.failed('sse', false, 0); }
       return;
     }
-    if (trial) { this.trial = { kind: 'sse', conn: es }; } else { this.es = es; }
-    function current() { return trial ? self.trial !== null && self.trial.conn === es : self.es === es; }
-    var openTimer = setTimeout(function () {
-      if (!hello && current()) { es.onerror(); }
-    }, OPEN_TIMEOUT_MS);
-
+    var link = this.attach('sse', es, trial, function () { es.onerror(); });
     es.onmessage = function (msg) {
+      link.receive(msg.data, function (frame) {
+        if (frame.type !== 'end') { return false; }
+        // The server ended the stream and says why: left (for good, as a WebSocket's close with
+        // CLOSE_LEFT), restarting, too slow...
+        shut(es);
+        link.ended(!frame.reconnect && frame.reason === 'left' ? CLOSE_LEFT : 0);
+        return true;
+      });
+    };
+    es.onerror = function () { shut(es); link.ended(0); };
+  };
+
+  // What a WebSocket and an event stream share: the slot the connection fills (this.ws or this.es,
+  // or this.trial while it is a trial), the open timeout (`abort` ends it), the hello that makes it
+  // the connection in use, and its end.  Returns the link the connection's handlers call:
+  //   receive(data, other)  a message; `other(frame)` may take a non-hello frame (true: taken)
+  //   ended(code)           it ended: a WebSocket close code, CLOSE_LEFT, or 0 (a stream)
+  T.attach = function (kind, conn, trial, abort) {
+    var self = this;
+    var slot = kind === 'ws' ? 'ws' : 'es';
+    var link = { hello: false, trial: trial };
+    if (trial) { this.trial = { kind: kind, conn: conn }; } else { this[slot] = conn; }
+    function current() {
+      return link.trial ? self.trial !== null && self.trial.conn === conn : self[slot] === conn;
+    }
+    var openTimer = setTimeout(function () {
+      if (!link.hello && current()) { abort(); }
+    }, OPEN_TIMEOUT_MS);
+    link.receive = function (data, other) {
       if (!current()) { return; }
-      var frame = parseJSON(msg.data);
+      var frame = parseJSON(data);
       if (!frame) { return; }
       if (frame.type === 'hello') {
-        hello = true;
+        link.hello = true;
         clearTimeout(openTimer);
-        self.opened('sse', es, trial, frame);
-        trial = false;
-      } else if (frame.type === 'end') {
-        // The server ended the stream and says why: left (for good), restarting, too slow...
-        shut(es);
-        if (!current()) { return; }
-        self.es = null;
-        self.kind = null;
-        if (!frame.reconnect && frame.reason === 'left') { self.on.requeue(); self.on.socketClosed(); self.on.fatal('left_room'); return; }
-        self.failed('sse', hello, 0);
-      } else {
+        self.opened(kind, conn, link.trial, frame);
+        link.trial = false;  // it is the connection in use now
+      } else if (!(other && other(frame))) {
         self.on.frame(frame);
       }
     };
-    es.onerror = function () {
+    link.ended = function (code) {
       clearTimeout(openTimer);
-      shut(es);
       if (!current()) { return; }
-      if (trial) { self.trialFailed('sse'); return; }
-      self.es = null;
+      if (link.trial) { self.trialFailed(kind); return; }
+      self[slot] = null;
       self.kind = null;
-      self.failed('sse', hello, 0);
+      self.failed(kind, link.hello, code);
     };
+    return link;
   };
 
   // The WebSocket or event stream in use closed (`wasLive`: after its hello).
