@@ -179,13 +179,18 @@ class Socket:
 # -- browser-style helpers: cookies and form posts ---------------------------------------------------------------
 
 
-def session_cookie(resp: Response) -> str:
-    """The ``name=value`` of the session cookie a response set (for a ``Cookie`` header)."""
+def set_cookie(resp: Response, name: str) -> str:
+    """The ``name=value`` of the cookie ``name`` a response set (for a ``Cookie`` header)."""
     for header in resp.headers.get_list("Set-Cookie"):
         pair = header.split(";", 1)[0]
-        if pair.startswith("obrolan_session="):
+        if pair.startswith(name + "="):
             return pair
-    raise AssertionError(f"no session cookie in {resp.headers.get_list('Set-Cookie')}")
+    raise AssertionError(f"no {name} cookie in {resp.headers.get_list('Set-Cookie')}")
+
+
+def session_cookie(resp: Response) -> str:
+    """The session cookie a response set (``obrolan_session=...``)."""
+    return set_cookie(resp, "obrolan_session")
 
 
 def as_user(user: User, api: Api) -> User:

@@ -8,11 +8,15 @@ are made so by init scripts that run before the page's own scripts; the server i
 
 from __future__ import annotations
 
-import pytest
-from playwright.async_api import expect
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
-from tests.browser.harness import TEST_TIMEOUT_S, chromium, person
-from tests.chatclient import Api
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.browser.harness import TEST_TIMEOUT_S, ChatServer, Person, chromium, person
+from tests.chatclient import Api, Socket, User
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +34,33 @@ REFUSED_WEBSOCKET = """
   };
 }());
 """
+async def person_on(browser: Browser, server: ChatServer, name: str, state: str, **options: Any) -> Person:
+    """A person whose browser has what the badge state ``state`` needs and no more: "live"
+    (WebSocket), "compat" (no WebSocket: SSE) or "fallback" (neither: long-poll)."""
+    who = await person(browser, server, name, **options)
+    if state != "live":
+        await who.page.context.add_init_script(NO_WEBSOCKET)
+    if state == "fallback":
+        await who.page.context.add_init_script(NO_EVENTSOURCE)
+    return who
+
+
+@contextlib.asynccontextmanager
+async def observer(server: ChatServer, name: str, room: str) -> AsyncIterator[tuple[User, Socket]]:
+    """An API user in ``room`` with an open WebSocket (after its handshake), closed at the end."""
+    api = Api(server.url)
+    try:
+        user = await api.join(name, room)
+        ws = await user.ws()
+        await ws.handshake()
+        try:
+            yield user, ws
+        finally:
+            ws.close()
+    finally:
+        api.close()
+
+
 CLIMB_TIMEOUT_MS = 45_000  # the climb's backoff may have grown to 30 s by the time WebSocket works
 COMPAT = "Live (compatibility mode)"
 BASIC = "Live (basic mode)"
@@ -38,10 +69,8 @@ BASIC = "Live (basic mode)"
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
 async def test_without_websocket_the_page_streams_over_sse_both_ways_in_english_and_indonesian(chat_server):
     async with chromium() as browser:
-        lia = await person(browser, chat_server, "Lia")
-        await lia.page.context.add_init_script(NO_WEBSOCKET)
-        sari = await person(browser, chat_server, "Sari", locale="id-ID")
-        await sari.page.context.add_init_script(NO_WEBSOCKET)
+        lia = await person_on(browser, chat_server, "Lia", "compat")
+        sari = await person_on(browser, chat_server, "Sari", "compat", locale="id-ID")
         wira = await person(browser, chat_server, "Wira")
 
         await lia.join("lobby", live_state="compat")
@@ -66,9 +95,7 @@ async def test_without_websocket_the_page_streams_over_sse_both_ways_in_english_
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
 async def test_without_websocket_and_eventsource_the_page_long_polls(chat_server):
     async with chromium() as browser:
-        tono = await person(browser, chat_server, "Tono")
-        await tono.page.context.add_init_script(NO_WEBSOCKET)
-        await tono.page.context.add_init_script(NO_EVENTSOURCE)
+        tono = await person_on(browser, chat_server, "Tono", "fallback")
         wira = await person(browser, chat_server, "Wira")
 
         await tono.join("lobby", live_state="fallback")
@@ -135,11 +162,8 @@ async def test_a_page_that_fell_back_climbs_back_to_websocket_without_gap_or_dup
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
 async def test_typing_on_sse_and_long_poll_pages_shows_on_other_pages(chat_server):
     async with chromium() as browser:
-        lia = await person(browser, chat_server, "Lia")  # SSE
-        await lia.page.context.add_init_script(NO_WEBSOCKET)
-        tono = await person(browser, chat_server, "Tono")  # long-poll
-        await tono.page.context.add_init_script(NO_WEBSOCKET)
-        await tono.page.context.add_init_script(NO_EVENTSOURCE)
+        lia = await person_on(browser, chat_server, "Lia", "compat")
+        tono = await person_on(browser, chat_server, "Tono", "fallback")
         wira = await person(browser, chat_server, "Wira")  # WebSocket
         await lia.join("lobby", live_state="compat")
         await tono.join("lobby", live_state="fallback")
@@ -168,29 +192,21 @@ async def test_typing_on_sse_and_long_poll_pages_shows_on_other_pages(chat_serve
 async def test_typing_again_right_after_a_send_is_announced_at_once(chat_server):
     """After Enter, the next keystroke says "typing" again: the 2 s pause between notices starts
     anew with each message (before, the notice after a send was dropped for up to 2 s)."""
-    api = Api(chat_server.url)
-    try:
-        observer = await api.join("Ina", "ketik")
-        ws = await observer.ws()
-        await ws.handshake()
-        async with chromium() as browser:
-            wira = await person(browser, chat_server, "Wira")
-            await wira.join("ketik")
-            await wira.page.type("#text", "satu")
-            await wira.page.press("#text", "Enter")
-            await wira.page.type("#text", "dua")
-            await wira.page.press("#text", "Enter")
-            frames: list[tuple[str, str | None]] = []
-            while ("message", "dua") not in frames:
-                frame = await ws.recv()
-                assert frame is not None, "the server closed the observer's WebSocket"
-                if frame["type"] in ("message", "typing"):
-                    frames.append((frame["type"], frame.get("text")))
-            assert frames == [("typing", None), ("message", "satu"), ("typing", None), ("message", "dua")]
-            wira.assert_no_page_errors()
-        ws.close()
-    finally:
-        api.close()
+    async with observer(chat_server, "Ina", "ketik") as (_ina, ws), chromium() as browser:
+        wira = await person(browser, chat_server, "Wira")
+        await wira.join("ketik")
+        await wira.page.type("#text", "satu")
+        await wira.page.press("#text", "Enter")
+        await wira.page.type("#text", "dua")
+        await wira.page.press("#text", "Enter")
+        frames: list[tuple[str, str | None]] = []
+        while ("message", "dua") not in frames:
+            frame = await ws.recv()
+            assert frame is not None, "the server closed the observer's WebSocket"
+            if frame["type"] in ("message", "typing"):
+                frames.append((frame["type"], frame.get("text")))
+        assert frames == [("typing", None), ("message", "satu"), ("typing", None), ("message", "dua")]
+        wira.assert_no_page_errors()
 
 
 @pytest.mark.server(store="sqlite")
@@ -200,11 +216,8 @@ async def test_sse_and_long_poll_pages_reconnect_after_a_restart_and_lose_nothin
     try:
         citra = await api.join("Citra", "tahan")  # a bearer token survives the restart
         async with chromium() as browser:
-            lia = await person(browser, chat_server, "Lia")  # SSE
-            await lia.page.context.add_init_script(NO_WEBSOCKET)
-            tono = await person(browser, chat_server, "Tono")  # long-poll
-            await tono.page.context.add_init_script(NO_WEBSOCKET)
-            await tono.page.context.add_init_script(NO_EVENTSOURCE)
+            lia = await person_on(browser, chat_server, "Lia", "compat")
+            tono = await person_on(browser, chat_server, "Tono", "fallback")
             await lia.join("tahan", live_state="compat")
             await tono.join("tahan", live_state="fallback")
             await lia.say("sebelum restart")
@@ -240,32 +253,20 @@ async def test_leave_in_another_tab_stops_this_tab_and_sends_nothing_without_a_n
     """Leave in one tab: the other tab of the session learns it over its live connection (a WebSocket
     close, the stream's last item, a long-poll's 410), says so, offers to join again and sends
     nothing (a form post now would join the room again behind the person's back)."""
-    api = Api(chat_server.url)
-    try:
-        ina = await api.join("Ina", "kelas")
-        ws = await ina.ws()
-        await ws.handshake()
-        async with chromium() as browser:
-            sari = await person(browser, chat_server, "Sari")
-            if transport != "live":
-                await sari.page.context.add_init_script(NO_WEBSOCKET)
-            if transport == "fallback":
-                await sari.page.context.add_init_script(NO_EVENTSOURCE)
-            await sari.join("kelas", live_state=transport)
-            other_tab = await sari.page.context.new_page()
-            await other_tab.goto(sari.page.url)
-            await sari.page.fill("#text", "belum terkirim")
+    async with observer(chat_server, "Ina", "kelas") as (ina, ws), chromium() as browser:
+        sari = await person_on(browser, chat_server, "Sari", transport)
+        await sari.join("kelas", live_state=transport)
+        other_tab = await sari.page.context.new_page()
+        await other_tab.goto(sari.page.url)
+        await sari.page.fill("#text", "belum terkirim")
 
-            await other_tab.click("button.leave")
-            await ws.recv_until(lambda f: f.get("type") == "leave" and f.get("user") == "Sari")
-            note = sari.page.locator("#messages li.system").last
-            await expect(note).to_contain_text("You left this room (here or in another tab).")
-            await expect(note.get_by_role("link", name="Join again")).to_have_attribute("href", "/?room=kelas")
-            await expect(sari.page.locator("#text")).to_be_disabled()
-            await expect(sari.page.locator("#send")).to_be_disabled()
-            await expect(sari.page.locator("#text")).to_have_value("belum terkirim")  # kept, not sent
-            assert await ina.users() == ["Ina"]  # not joined again by the old tab
-            sari.assert_no_page_errors()
-        ws.close()
-    finally:
-        api.close()
+        await other_tab.click("button.leave")
+        await ws.recv_until(lambda f: f.get("type") == "leave" and f.get("user") == "Sari")
+        note = sari.page.locator("#messages li.system").last
+        await expect(note).to_contain_text("You left this room (here or in another tab).")
+        await expect(note.get_by_role("link", name="Join again")).to_have_attribute("href", "/?room=kelas")
+        await expect(sari.page.locator("#text")).to_be_disabled()
+        await expect(sari.page.locator("#send")).to_be_disabled()
+        await expect(sari.page.locator("#text")).to_have_value("belum terkirim")  # kept, not sent
+        assert await ina.users() == ["Ina"]  # not joined again by the old tab
+        sari.assert_no_page_errors()

@@ -13,17 +13,9 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.chatclient import Response, form_join, is_event, room_url, session_cookie
+from tests.chatclient import form_join, is_event, room_url, session_cookie, set_cookie
 
 HTML = {"Accept": "text/html"}
-
-
-def set_cookie(resp: Response, name: str) -> str:
-    for header in resp.headers.get_list("Set-Cookie"):
-        pair = header.split(";", 1)[0]
-        if pair.startswith(name + "="):
-            return pair
-    raise AssertionError(f"no {name} cookie in {resp.headers.get_list('Set-Cookie')}")
 
 
 @pytest.mark.settings(presence_grace=30.0)
