@@ -159,10 +159,11 @@ class SessionMixin(_Handler):
 
     def remember_left(self, room: str, session: Session, left: bool) -> None:
         """Add ``room`` to the rooms this browser's session left, or take it out (a new join)."""
-        rooms = [r for r in self.rooms_left(session) if r != room]
+        before = self.rooms_left(session)
+        rooms = [r for r in before if r != room]
         if left:
             rooms = [*rooms, room][-LEFT_ROOMS_REMEMBERED:]
-        elif len(rooms) == len(self.rooms_left(session)):
+        elif len(rooms) == len(before):
             return  # it was not there: no cookie to change
         value = json.dumps([session.sid, rooms], ensure_ascii=False)
         self.set_cookie(LEFT_COOKIE, create_signed_value(self.config.cookie_secret, LEFT_COOKIE, value).decode(),
