@@ -114,20 +114,20 @@ class Room:
         replies, self.outbox, self.replies = self.replies, [], {}
         # A listener may close (and leave the set) while we send: iterate a copy.
         listeners = tuple(self.listeners)
-        if self.metrics is not NO_METRICS and listeners:
-            # One count per transport for the whole batch (from the counts kept on join and leave:
-            # nothing per listener), before the writes, so that a client that got the batch can
-            # already see it counted.  The first listener's write is timed (batch queued -> bytes
-            # handed to its socket); then the rest.
-            events = len(batch.payloads)
-            for transport, count in self.listeners.by_transport.items():
-                self.metrics.delivered(transport, events * count)
-            listeners[0].send_batch(batch, replies.pop(listeners[0], None))
-            self.metrics.batch_sent(time.monotonic() - self.outbox_at)
+        if listeners:
+            counted = self.metrics is not NO_METRICS
+            if counted:
+                # One count per transport for the whole batch (from the counts kept on join and
+                # leave: nothing per listener), before the writes, so that a client that got the
+                # batch can already see it counted.
+                events = len(batch.payloads)
+                for transport, count in self.listeners.by_transport.items():
+                    self.metrics.delivered(transport, events * count)
+            first = listeners[0]
+            first.send_batch(batch, replies.pop(first, None))
+            if counted:  # the first write is timed: batch queued -> bytes handed to its socket
+                self.metrics.batch_sent(time.monotonic() - self.outbox_at)
             for listener in listeners[1:]:
-                listener.send_batch(batch, replies.pop(listener, None))
-        else:
-            for listener in listeners:
                 listener.send_batch(batch, replies.pop(listener, None))
         for listener, own in replies.items():  # left the room meanwhile: its replies still go
             listener.send_own(own)
