@@ -6,6 +6,7 @@ Every handler: parse and authorise, call the hub, serialise.  A long-poll is one
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from rooms import errors, validation
@@ -54,6 +55,7 @@ def parse_limit(value: str | None) -> int:
 
 class MessagesHandler(RoomPage):
     _poll: Poll | None = None
+    _unsent: bytes | memoryview | None = None  # set once the answer went out from the room's wake
 
     async def get(self, room: str) -> None:  # replaces RoomPage.get, which renders the page
         room = self.path_room(room)
@@ -68,14 +70,30 @@ class MessagesHandler(RoomPage):
             await self.page_back(room, before, limit)
             return
         self.refuse_if_left(room, session)  # reading the archive (above) is not being in the room
-        self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None, wait, LONGPOLL_MAX_EVENTS)
+        self._poll = self.hub.poll(room, session, after, self.raw_query("epoch") or None, wait, LONGPOLL_MAX_EVENTS,
+                                   answer=self.answer_at_wake)
         if compat.request_stream_closed(self.request):
             self._poll.cancel()  # it went before the wait began: still present, nobody to answer
         sl = await self._poll
         if sl is not None:
             if sl.events:
                 self.hub.metrics.delivered("longpoll", len(sl.events))
-            self.send_json_answer(slice_body(sl, await self.hub.typists(room, session)))
+            if self._unsent is not None:
+                compat.finish_sent(self, self._unsent)
+            else:
+                self.send_json_answer(slice_body(sl, await self.hub.typists(room, session)))
+
+    def answer_at_wake(self, sl: Slice, typing: list[str], shared: dict[Any, Any]) -> bool:
+        """Send the answer from the room's wake (rooms/waiters.py), with the head and body made
+        once for every poll of that wake that gets the same answer; :meth:`get` ends the request."""
+        key = ("json", id(sl), *typing)  # id: ``shared`` holds the Slice until the wake is over
+        whole = shared.get(key)
+        if whole is None:
+            body = slice_body(sl, typing)
+            head = self.config.json_answer.head(len(body))
+            whole = shared[key] = (head, body, b"%s\r\n%s" % (head, body))
+        self._unsent = compat.send_whole(self, *whole)
+        return self._unsent is not None
 
     def on_connection_close(self) -> None:
         super().on_connection_close()  # a body still streaming in: no method runs

@@ -68,48 +68,73 @@ def finish_whole(handler: tornado.web.RequestHandler, head: bytes, body: bytes) 
     bypassing ``RequestHandler.finish`` and ``HTTP1Connection.write_headers``.  False, with nothing
     done, where Tornado would write something else (not a plain HTTP/1 connection, a transform
     such as gzip, headers written already, the connection gone): the caller finishes as usual.
+    :func:`send_whole` then :func:`finish_sent`, one after the other.
+    """
+    unsent = send_whole(handler, head, body)
+    if unsent is None:
+        return False
+    finish_sent(handler, unsent)
+    return True
+
+
+def send_whole(handler: tornado.web.RequestHandler, head: bytes, body: bytes,
+               joined: bytes | None = None) -> bytes | memoryview | None:
+    """The first half of :func:`finish_whole`: the answer's bytes go to the kernel in one ``send``
+    (nothing else: it is made to be called a thousand times in a row, from a woken room, with
+    ``joined``, the head, the blank line and the body, made once for all of them).  What the
+    kernel did not take is returned, for :func:`finish_sent`, which must follow; None, with
+    nothing done, where Tornado would write something else.
 
     What Tornado does around the write is kept: ``Connection: close`` to an HTTP/1.1 client whose
     connection will close, ``Connection: Keep-Alive`` to an HTTP/1.0 client that asked for it (the
-    private ``HTTP1Connection._disconnect_on_finish`` says which); ``HTTP1Connection.finish``
-    (public) then ends the request: keep-alive, or the close.  On the handler, what
-    ``RequestHandler.finish`` does after its write: the private ``_headers_written`` and
-    ``_finished``, the access log (``Application.log_request``), ``on_finish`` and
-    ``_break_cycles``.  Pinned by tests/unit/test_compat.py.
+    private ``HTTP1Connection._disconnect_on_finish`` says which), and the private
+    ``_headers_written``.  Pinned by tests/unit/test_compat.py.
     """
     request = handler.request
     connection = request.connection
-    if type(connection) is not HTTP1Connection or handler.application.transforms \
-            or handler._headers_written or handler._finished:
-        return False
+    if type(connection) is not HTTP1Connection or handler._headers_written or handler._finished \
+            or handler.application.transforms:
+        return None
     stream = connection.stream
     if stream.closed():
-        return False
+        return None
     if request.version == "HTTP/1.1":
         if connection._disconnect_on_finish:
-            head += b"Connection: close\r\n"
+            joined = b"%sConnection: close\r\n\r\n%s" % (head, body)
     elif request.headers.get("Connection", "").lower() == "keep-alive":
-        head += b"Connection: Keep-Alive\r\n"
-    data = b"%s\r\n%s" % (head, body)
+        joined = b"%sConnection: Keep-Alive\r\n\r\n%s" % (head, body)
+    data = b"%s\r\n%s" % (head, body) if joined is None else joined
     handler._headers_written = True
+    if type(stream) is not IOStream or stream.writing():  # TLS encrypts through its SSL object
+        return data
+    try:
+        sent = stream.socket.send(data)
+    except (BlockingIOError, InterruptedError):
+        return data
+    except OSError as exc:  # reset or broken pipe: the peer is gone
+        stream.close(exc_info=exc)
+        return b""
+    return b"" if sent == len(data) else memoryview(data)[sent:]
+
+
+def finish_sent(handler: tornado.web.RequestHandler, unsent: bytes | memoryview) -> None:
+    """The second half of :func:`finish_whole`: queue what the kernel did not take, then end the
+    request as ``RequestHandler.finish`` does after its write.
+
+    ``HTTP1Connection.finish`` (public) ends the request (keep-alive, or the close) once the
+    private ``_pending_write`` is written; on the handler: the private ``_finished``, the access
+    log (``Application.log_request``), ``on_finish`` and ``_break_cycles``.
+    """
+    connection = handler.request.connection
+    assert isinstance(connection, HTTP1Connection)
     connection.set_close_callback(None)  # as RequestHandler.finish: the handler can be collected
-    sent = 0
-    if type(stream) is IOStream and not stream.writing():  # TLS encrypts through its SSL object
-        try:
-            sent = stream.socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:  # reset or broken pipe: the peer is gone
-            stream.close(exc_info=exc)
-            sent = len(data)
-    if sent < len(data):
-        connection._pending_write = stream.write(memoryview(data)[sent:])  # finish waits for it
+    if unsent and not connection.stream.closed():
+        connection._pending_write = connection.stream.write(unsent)  # finish waits for it
     connection.finish()
     handler._finished = True
     handler.application.log_request(handler)
     handler.on_finish()
     handler._break_cycles()
-    return True
 
 
 def websocket_stream(handler: tornado.websocket.WebSocketHandler) -> IOStream | None:

@@ -27,7 +27,7 @@ from typing import Any
 from . import validation
 from .buffer import RoomBuffer
 from .errors import ChatError, Forbidden, NoSuchRoom, NotReady
-from .members import Attendance, Membership, Poll
+from .members import Answer, Attendance, Membership, Poll
 from .models import Draft, Event, Page, Payload, RoomState, Session, Slice, dumps, presence_payload
 from .ports import NO_METRICS, Backend, Ending, Listener, Metrics
 from .ratelimit import TokenBucketLimiter
@@ -219,9 +219,11 @@ class Hub:
         return Membership(self, name, session, listener)
 
     def poll(self, name: str, session: Session, after: int | None, epoch: str | None,
-             wait_s: float, limit: int = READ_LIMIT_MAX) -> Poll:
-        """One long-poll: ``await`` it for a Slice (None once cancelled); ``cancel()`` when the client goes."""
-        return Poll(self, name, session, after, epoch, wait_s, limit)
+             wait_s: float, limit: int = READ_LIMIT_MAX, answer: Answer | None = None) -> Poll:
+        """One long-poll: ``await`` it for a Slice (None once cancelled); ``cancel()`` when the
+        client goes.  ``answer``, if given, may send the Slice at once when the room wakes (see
+        :class:`~rooms.members.Poll`)."""
+        return Poll(self, name, session, after, epoch, wait_s, limit, answer)
 
     async def create(self, name: str) -> None:
         """A join: the room exists from now on (reading a room nobody joined is NoSuchRoom)."""
@@ -260,9 +262,9 @@ class Hub:
             buf = room.buffer
         if (epoch is not None and epoch != buf.epoch) or after > buf.last_id:
             return self._truncated(room)
-        if buf.holds_after(after):
-            events = buf.after(after, limit)
-            return Slice(events, events[-1].id if events else after, buf.epoch, False)
+        held = self.read_held(room, after, epoch, limit)
+        if held is not None:
+            return held
         stored = await self.store.read_after(name, after, limit)
         if not stored or stored[0].id != after + 1:
             return self._truncated(room)
@@ -270,6 +272,15 @@ class Hub:
         # seen, or a reader attached now would get those events again live (or a cursor past it).
         published = room.buffer.last_id
         events = [e for e in stored if e.id <= published]
+        return Slice(events, events[-1].id if events else after, buf.epoch, False)
+
+    @staticmethod
+    def read_held(room: Room, after: int, epoch: str | None, limit: int) -> Slice | None:
+        """:meth:`read`'s answer when the buffer alone gives it (no await); None otherwise."""
+        buf = room.buffer
+        if (epoch is not None and epoch != buf.epoch) or after > buf.last_id or not buf.holds_after(after):
+            return None
+        events = buf.after(after, limit)
         return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
     @staticmethod
@@ -359,7 +370,11 @@ class Hub:
 
     async def typists(self, name: str, session: Session) -> list[str]:
         """Who is typing in room ``name`` now, but ``session`` (for a long-poll answer)."""
-        return (await self.room(name)).typing_now(TYPING_FRESH_S, but=session.name)
+        return self.typing_in(await self.room(name), session)
+
+    @staticmethod
+    def typing_in(room: Room, session: Session) -> list[str]:
+        return room.typing_now(TYPING_FRESH_S, but=session.name)
 
     # -- what a broker or presence store calls (rooms.ports.Core) ----------------------
 

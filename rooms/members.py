@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 log = logging.getLogger("obrolan.hub")
+
+# A transport's way to send a long-poll's answer at once: (the Slice, who is typing, what the
+# polls of one wake share) -> whether it was sent.
+Answer = Callable[[Slice, list[str], dict[Any, Any]], bool]
 
 
 class Attendance:
@@ -278,16 +282,25 @@ class Poll:
 
     The session is present while the poll is in progress and for the grace period after,
     so a client that polls again and again never leaves and never joins again.
+
+    With ``answer`` (the transport's: ``answer(slice, typing, shared) -> sent``), a waiting poll
+    is answered by the room's wake itself when the buffer holds the answer: the polls of one
+    wake go out one after the other in one loop, each ``answer`` reusing the bytes the first one
+    made (``shared``), and the ``await`` then returns the Slice already sent (:attr:`sent`).
     """
 
-    __slots__ = ("_waiter", "after", "cancelled", "epoch", "hub", "left", "limit", "name", "session", "wait_s")
+    __slots__ = ("_answer_now", "_room", "_waiter", "after", "cancelled", "epoch", "hub", "left", "limit",
+                 "name", "sent", "session", "wait_s")
 
     def __init__(self, hub: Hub, name: str, session: Session, after: int | None, epoch: str | None,
-                 wait_s: float, limit: int) -> None:
+                 wait_s: float, limit: int, answer: Answer | None = None) -> None:
         self.hub, self.name, self.session = hub, name, session
         self.after, self.epoch, self.wait_s, self.limit = after, epoch, wait_s, limit
         self.cancelled = False
         self.left = False  # the session left the room meanwhile (here or in another tab)
+        self.sent: Slice | None = None  # what ``answer`` sent at the wake
+        self._answer_now = answer
+        self._room: Room | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def __await__(self) -> Generator[Any, None, Slice | None]:
@@ -312,7 +325,7 @@ class Poll:
         attendance.poll_started()
         try:
             answer = await self._answer(room)
-            if self.left:  # told over its live request, as a WebSocket is by its close
+            if self.left and self.sent is None:  # told over its live request, as a WebSocket is by its close
                 raise Left()
             return answer
         finally:
@@ -329,14 +342,29 @@ class Poll:
         if self.cancelled:
             return None
         if not hub.closing and room.buffer.last_id <= after:  # no await since that check: nothing missed
-            self._waiter = waiter = room.wait(self.wait_s)
+            self._room = room
+            ready = self._at_wake if self._answer_now is not None else None
+            self._waiter = waiter = room.wait(self.wait_s, ready)
             try:
                 await waiter
             except asyncio.CancelledError:
                 return None  # the client went away, or the session left (see _run)
             finally:
                 room.unwait(waiter)
+            if self.sent is not None:
+                return self.sent
         return await hub.read(self.name, after, self.epoch, self.limit)
+
+    def _at_wake(self, shared: dict[Any, Any]) -> None:
+        """The room woke (rooms/waiters.py): answer now if the buffer holds the answer, with
+        the Slice the polls of this wake at the same cursor share; else the task reads it."""
+        assert self._room is not None and self._answer_now is not None and self.after is not None
+        key = ("slice", self.after, self.epoch, self.limit)
+        sl = shared.get(key, False)
+        if sl is False:
+            sl = shared[key] = self.hub.read_held(self._room, self.after, self.epoch, self.limit)
+        if sl is not None and self._answer_now(sl, self.hub.typing_in(self._room, self.session), shared):
+            self.sent = sl
 
 
 __all__ = ["Attendance", "Membership", "Poll", "name_taken"]

@@ -18,7 +18,7 @@ from .buffer import RoomBuffer
 from .models import Batch, Payload
 from .ports import NO_METRICS, Listener, Metrics
 from .presence import RoomPresence
-from .waiters import Waiters
+from .waiters import Ready, Waiters
 
 PRESENCE_JSON_PREFIX = b'{"type":"presence"'
 
@@ -134,10 +134,11 @@ class Room:
 
     # -- long-poll waiters ----------------------------------------------------------
 
-    def wait(self, timeout_s: float) -> asyncio.Future[None]:
-        """A future resolved at the next publish, at ``timeout_s`` or at shutdown; cancel it to stop.
-        Its poll calls :meth:`unwait` once its wait is over, whatever ended it."""
-        return self.waiters.add(timeout_s)
+    def wait(self, timeout_s: float, ready: Ready | None = None) -> asyncio.Future[None]:
+        """A future resolved at the next publish (``ready`` called first: see rooms/waiters.py),
+        at ``timeout_s`` or at shutdown; cancel it to stop.  Its poll calls :meth:`unwait` once
+        its wait is over, whatever ended it."""
+        return self.waiters.add(timeout_s, ready)
 
     def unwait(self, waiter: asyncio.Future[None]) -> None:
         """``waiter``'s wait is over: forget it (a woken one is gone already)."""
@@ -145,9 +146,9 @@ class Room:
         self.active_at = time.monotonic()
 
     def wake(self) -> None:
-        """Resolve every waiter.  The only per-waiter work is its ``set_result`` (one task step
-        scheduled): a woken room's first poll is answered after a thousand of those, not after a
-        thousand done-callbacks and timer cancels more (docs/performance.md, "Long-poll answers")."""
+        """Resolve every waiter: a poll that can answers from here, then its ``set_result`` (one
+        task step scheduled, for what follows the answer); no done-callbacks, no timer cancel per
+        waiter (docs/performance.md, "Long-poll answers")."""
         if self.waiters:
             self.waiters.wake()
             self.active_at = time.monotonic()

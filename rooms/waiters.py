@@ -7,11 +7,24 @@ Polls that wait equally long time out in the order they started, so the waiters 
 are kept in arrival order with their deadlines, and one timer per distinct ``wait`` is armed for
 the first deadline; when it fires, every waiter due is resolved and the timer is armed for the
 next.  A publish resolves them all and cancels a handful of timers, not a thousand.
+
+A waiter may come with a ``ready`` callback, called by :meth:`Waiters.wake` before its future is
+resolved: a long-poll answers there, a thousand in one loop, instead of in a thousand task steps
+that each go through the request machinery before the next answer can go (docs/performance.md,
+"Long-poll answers at the wake").  The callbacks of one wake share a dict: what one of them
+computes (the answer's bytes), the others reuse.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("obrolan.hub")
+
+Ready = Callable[[dict[Any, Any]], None]  # called at a wake with the dict its waiters share
 
 
 class Waiters:
@@ -20,7 +33,7 @@ class Waiters:
     __slots__ = ("_by_wait", "_timers", "_wait_of")
 
     def __init__(self) -> None:
-        self._wait_of: dict[asyncio.Future[None], float] = {}  # waiter -> its wait (s)
+        self._wait_of: dict[asyncio.Future[None], tuple[float, Ready | None]] = {}  # waiter -> its wait (s), ready
         self._by_wait: dict[float, dict[asyncio.Future[None], float]] = {}  # wait -> {waiter: deadline}, in order
         self._timers: dict[float, asyncio.TimerHandle] = {}  # wait -> the timer for its first deadline
 
@@ -32,8 +45,9 @@ class Waiters:
         """Timers armed now (one per distinct wait of the polls waiting)."""
         return len(self._timers)
 
-    def add(self, timeout_s: float) -> asyncio.Future[None]:
-        """A future resolved by :meth:`wake` or ``timeout_s`` from now, whichever is first."""
+    def add(self, timeout_s: float, ready: Ready | None = None) -> asyncio.Future[None]:
+        """A future resolved by :meth:`wake` (after calling ``ready``) or ``timeout_s`` from now,
+        whichever is first."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         deadline = loop.time() + timeout_s
@@ -41,16 +55,17 @@ class Waiters:
         if queue is None:
             queue = self._by_wait[timeout_s] = {}
         queue[waiter] = deadline
-        self._wait_of[waiter] = timeout_s
+        self._wait_of[waiter] = timeout_s, ready
         if timeout_s not in self._timers:
             self._timers[timeout_s] = loop.call_at(deadline, self._expire, timeout_s)
         return waiter
 
     def discard(self, waiter: asyncio.Future[None]) -> None:
         """``waiter``'s wait is over (answered, cancelled): forget it (a woken one is gone already)."""
-        wait_s = self._wait_of.pop(waiter, None)
-        if wait_s is None:
+        entry = self._wait_of.pop(waiter, None)
+        if entry is None:
             return
+        wait_s = entry[0]
         queue = self._by_wait[wait_s]
         del queue[waiter]
         if not queue:
@@ -58,10 +73,18 @@ class Waiters:
             self._timers.pop(wait_s).cancel()
 
     def wake(self) -> None:
-        """Resolve every waiter: one ``set_result`` each (one task step scheduled), nothing more."""
+        """Resolve every waiter: its ``ready`` (if any), then one ``set_result`` (one task step
+        scheduled), nothing more."""
         woken, timers = self._wait_of, self._timers
         self._wait_of, self._by_wait, self._timers = {}, {}, {}
-        for waiter in woken:
+        shared: dict[Any, Any] = {}
+        for waiter, (_wait_s, ready) in woken.items():
+            if ready is not None and not waiter.done():  # not done: not cancelled (its poll is over)
+                try:
+                    ready(shared)
+                except Exception:  # one poll's fault must not keep the others waiting
+                    log.exception("a long-poll could not answer at its wake (its task answers it)")
+        for waiter in woken:  # every answer is out before the first task step is scheduled
             _resolve(waiter)
         for timer in timers.values():
             timer.cancel()

@@ -98,3 +98,54 @@ async def test_an_http_1_0_poll_is_answered_and_its_connection_kept_only_when_as
         assert await asyncio.wait_for(reader.read(), TIMEOUT_S) == b""  # the server closed it
     writer.close()
     a.close()
+
+
+@pytest.mark.settings(presence_grace=30.0)
+@pytest.mark.gen_test(timeout=TIMEOUT_S * 3)
+async def test_polls_woken_together_each_get_their_own_answer_and_connection(api: Api, hub) -> None:
+    """One wake answers every waiting poll from the room (rooms/waiters.py), with bytes made once
+    for all of them, and each still gets its own answer: the typist is not named to themselves,
+    an HTTP/1.1 ``Connection: close`` poll and an HTTP/1.0 one are closed, an HTTP/1.0 keep-alive
+    one is kept, and the kept connections are answered again at the next wake."""
+    ani = await api.join("Ani", "bareng")
+    users = {name: await api.join(name, "bareng") for name in ("Budi", "Citra", "Dewi", "Eka")}
+    a = await ani.ws()
+    await a.handshake()
+    for user in users.values():
+        await user.poll()  # present from now on (30 s of grace)
+    cursor = (await ani.poll()).json["cursor"]
+    kinds = {"Budi": ("1.1", None), "Citra": ("1.1", "close"), "Dewi": ("1.0", None), "Eka": ("1.0", "keep-alive")}
+    conns = {name: await asyncio.open_connection(*host_port(api.base_url)) for name in kinds}
+
+    def poll(name: str) -> asyncio.Future:
+        reader, writer = conns[name]
+        version, connection = kinds[name]
+        return asyncio.ensure_future(exchange(reader, writer, room_url("bareng", f"/messages?after={cursor}&wait=30"),
+                                              users[name].token, version=version, connection=connection))
+
+    polls = {name: poll(name) for name in kinds}
+    await ani.users()  # a round trip after the polls' requests went: they are held by now
+    assert hub.loaded("bareng").waiting == 4
+    typed = await api.request("POST", room_url("bareng", "/typing"), token=users["Budi"].token)
+    assert typed.json == {"sent": True}
+    answers = {name: await fut for name, fut in polls.items()}
+    for name, (_, head, body) in answers.items():
+        answer = json.loads(body)
+        assert answer["events"] == [] and answer["cursor"] == cursor
+        assert answer["typing"] == ([] if name == "Budi" else ["Budi"]), name
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert "connection" not in answers["Budi"][0] and "connection" not in answers["Dewi"][0]
+    assert answers["Citra"][0]["connection"] == "close" and answers["Eka"][0]["connection"] == "Keep-Alive"
+    for name in ("Citra", "Dewi"):
+        assert await asyncio.wait_for(conns[name][0].read(), TIMEOUT_S) == b"", name  # the server closed it
+
+    again = {name: poll(name) for name in ("Budi", "Eka")}
+    await ani.users()
+    assert hub.loaded("bareng").waiting == 2
+    await a.send({"type": "message", "text": "bersama"})
+    for name, fut in again.items():
+        _, _, body = await fut
+        assert [(e["user"], e["text"]) for e in json.loads(body)["events"]] == [("Ani", "bersama")], name
+    for _, writer in conns.values():
+        writer.close()
+    a.close()

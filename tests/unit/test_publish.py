@@ -197,6 +197,50 @@ async def test_a_publish_answers_every_waiting_poll_and_their_timers_go_after_th
 
 
 @pytest.mark.gen_test
+async def test_polls_with_an_answer_are_answered_by_the_wake_all_before_any_task_resumes(hub):
+    """A transport's ``answer`` sends from the wake itself: every poll of the wake gets the same
+    Slice (made once), a reader's own typing is left out, every answer is given before any poll's
+    task resumes, and ``await`` returns the Slice that was sent.  An answer that could not send
+    (False), or failed, leaves its poll to its task, which reads and answers as usual."""
+    await hub.touch(ROOM, BUDI)
+    sessions = [Session(f"sid-{i}", f"Tamu{i}") for i in range(6)]
+    for session in sessions:
+        await hub.touch(ROOM, session)
+    now = await hub.read(ROOM, None)
+    given: list[tuple[str, list[int], list[str], int]] = []  # who, event ids, typing, polls resumed
+    resumed: list[str] = []
+
+    def answer_of(session: Session, sends: bool | None):
+        def answer(sl, typing, shared):
+            shared[session.name] = True
+            given.append((session.name, [e.id for e in sl.events], typing, len(resumed), len(shared)))
+            if sends is None:
+                raise RuntimeError("this transport broke")
+            return sends
+        return answer
+
+    async def poll(session: Session, sends: bool | None):
+        sl = await hub.poll(ROOM, session, now.cursor, now.epoch, 30, answer=answer_of(session, sends))
+        resumed.append(session.name)
+        return sl
+
+    kinds = [True, True, True, True, False, None]
+    polls = [asyncio.ensure_future(poll(s, sends)) for s, sends in zip(sessions, kinds, strict=True)]
+    await asyncio.sleep(0)  # one loop iteration: each reads, finds nothing and waits
+    assert hub.loaded(ROOM).waiting == len(sessions)
+    hub.loaded(ROOM).typing_seen("Tamu0")  # as a relayed notice does: wakes every poll
+    answers = await within(asyncio.gather(*polls))
+    assert [name for name, *_ in given] == [s.name for s in sessions]
+    assert all(ids == [] and n_resumed == 0 for _, ids, _, n_resumed, _ in given)  # none resumed meanwhile
+    assert [typing for _, _, typing, _, _ in given] == [[]] + [["Tamu0"]] * 5  # never the reader
+    assert [n_shared for *_, n_shared in given] == [2, 3, 4, 5, 6, 7]  # one dict (+ the Slice) for the wake
+    sent = [a for a, sends in zip(answers, kinds, strict=True) if sends]
+    assert all(a is sent[0] for a in sent)  # the Slice the wake sent, one for all
+    assert all(a is not None and a.events == [] and a.cursor == now.cursor for a in answers)
+    assert all(a is not sent[0] for a, sends in zip(answers, kinds, strict=True) if not sends)  # read by their task
+
+
+@pytest.mark.gen_test
 async def test_a_cancelled_poll_answers_none_and_its_session_stays_for_the_grace(hub):
     await hub.touch(ROOM, ANI)
     now = await hub.read(ROOM, None)
