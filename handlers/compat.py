@@ -268,8 +268,8 @@ class StrictProtocol13(tornado.websocket.WebSocketProtocol13):
                 return self._fail(CLOSE_PROTOCOL_ERROR, "new message before the last one's final frame")
             if length + (len(pending) if pending is not None else 0) > self.params.max_message_size:
                 return self._fail(CLOSE_MESSAGE_TOO_BIG, "message too big")
-        mask = await self._read_bytes(4)
-        data = _websocket_mask(mask, await self._read_bytes(length)) if length else b""
+        masked = await self._read_bytes(4 + length)  # the mask and the payload: one read, not two
+        data = _websocket_mask(masked[:4], masked[4:]) if length else b""
         if opcode == 0:
             assert pending is not None
             pending.extend(data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -32,7 +33,14 @@ def utc_timestamp(now_s: float | None = None) -> str:
     now_s = time.time() if now_s is None else now_s
     whole = int(now_s)
     ms = int((now_s - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+    return f"{_utc_second(whole)}.{ms:03d}Z"
+
+
+@lru_cache(maxsize=4)
+def _utc_second(whole_s: int) -> str:
+    """The seconds part of :func:`utc_timestamp`: the same for every event of that second, so made
+    once (``strftime`` was 3 % of the server's time per message under a steady load)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_s))
 
 
 @dataclass(eq=False, slots=True)
