@@ -262,7 +262,7 @@ class Hub:
             buf = room.buffer
         if (epoch is not None and epoch != buf.epoch) or after > buf.last_id:
             return self._truncated(room)
-        held = self.read_held(room, after, epoch, limit)
+        held = room.read_held(after, epoch, limit)
         if held is not None:
             return held
         stored = await self.store.read_after(name, after, limit)
@@ -272,15 +272,6 @@ class Hub:
         # seen, or a reader attached now would get those events again live (or a cursor past it).
         published = room.buffer.last_id
         events = [e for e in stored if e.id <= published]
-        return Slice(events, events[-1].id if events else after, buf.epoch, False)
-
-    @staticmethod
-    def read_held(room: Room, after: int, epoch: str | None, limit: int) -> Slice | None:
-        """:meth:`read`'s answer when the buffer alone gives it (no await); None otherwise."""
-        buf = room.buffer
-        if (epoch is not None and epoch != buf.epoch) or after > buf.last_id or not buf.holds_after(after):
-            return None
-        events = buf.after(after, limit)
         return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
     @staticmethod

@@ -362,7 +362,7 @@ class Poll:
         key = ("slice", self.after, self.epoch, self.limit)
         sl = shared.get(key, False)
         if sl is False:
-            sl = shared[key] = self.hub.read_held(self._room, self.after, self.epoch, self.limit)
+            sl = shared[key] = self._room.read_held(self.after, self.epoch, self.limit)
         if sl is not None and self._answer_now(sl, self.hub.typing_in(self._room, self.session), shared):
             self.sent = sl
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .buffer import RoomBuffer
-from .models import Batch, Payload
+from .models import Batch, Payload, Slice
 from .ports import NO_METRICS, Listener, Metrics
 from .presence import RoomPresence
 from .waiters import Ready, Waiters
@@ -133,6 +133,15 @@ class Room:
             listener.send_own(own)
 
     # -- long-poll waiters ----------------------------------------------------------
+
+    def read_held(self, after: int, epoch: str | None, limit: int) -> Slice | None:
+        """``Hub.read``'s answer when the buffer alone gives it (no await: a wake answers polls
+        with it); None when only the store, another process or a truncated answer can."""
+        buf = self.buffer
+        if (epoch is not None and epoch != buf.epoch) or after > buf.last_id or not buf.holds_after(after):
+            return None
+        events = buf.after(after, limit)
+        return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
     def wait(self, timeout_s: float, ready: Ready | None = None) -> asyncio.Future[None]:
         """A future resolved at the next publish (``ready`` called first: see rooms/waiters.py),
