@@ -344,7 +344,7 @@ class Poll:
         if not hub.closing and room.buffer.last_id <= after:  # no await since that check: nothing missed
             self._room = room
             ready = self._at_wake if self._answer_now is not None else None
-            self._waiter = waiter = room.wait(self.wait_s, ready)
+            self._waiter = waiter = room.wait(self.wait_s, ready, self.session.name)
             try:
                 await waiter
             except asyncio.CancelledError:

@@ -143,31 +143,32 @@ class Room:
         events = buf.after(after, limit)
         return Slice(events, events[-1].id if events else after, buf.epoch, False)
 
-    def wait(self, timeout_s: float, ready: Ready | None = None) -> asyncio.Future[None]:
+    def wait(self, timeout_s: float, ready: Ready | None = None, user: str | None = None) -> asyncio.Future[None]:
         """A future resolved at the next publish (``ready`` called first: see rooms/waiters.py),
         at ``timeout_s`` or at shutdown; cancel it to stop.  Its poll calls :meth:`unwait` once
-        its wait is over, whatever ended it."""
-        return self.waiters.add(timeout_s, ready)
+        its wait is over, whatever ended it.  ``user``: whose poll it is (see :meth:`typing_seen`)."""
+        return self.waiters.add(timeout_s, ready, user)
 
     def unwait(self, waiter: asyncio.Future[None]) -> None:
         """``waiter``'s wait is over: forget it (a woken one is gone already)."""
         self.waiters.discard(waiter)
         self.active_at = time.monotonic()
 
-    def wake(self) -> None:
-        """Resolve every waiter: a poll that can answers from here, then its ``set_result`` (one
-        task step scheduled, for what follows the answer); no done-callbacks, no timer cancel per
-        waiter (docs/performance.md, "Long-poll answers")."""
+    def wake(self, but: str | None = None) -> None:
+        """Resolve every waiter (but ``but``'s polls): a poll that can answers from here, then its
+        ``set_result`` (one task step scheduled, for what follows the answer); no done-callbacks, no
+        timer cancel per waiter (docs/performance.md, "Long-poll answers")."""
         if self.waiters:
-            self.waiters.wake()
+            self.waiters.wake(but)
             self.active_at = time.monotonic()
 
     # -- who is typing (for long-poll answers) ------------------------------------------
 
     def typing_seen(self, user: str) -> None:
-        """``user`` is typing now: waiting long-polls answer, naming them."""
+        """``user`` is typing now: waiting long-polls answer, naming them; ``user``'s own polls wait
+        on (an answer never names its reader: theirs would bring no news)."""
         self.typists[user] = time.monotonic()
-        self.wake()
+        self.wake(but=user)
 
     def typing_stopped(self, user: str) -> None:
         """``user``'s message arrived: their typing is over (as a live client shows it)."""

@@ -33,7 +33,8 @@ class Waiters:
     __slots__ = ("_by_wait", "_timers", "_wait_of")
 
     def __init__(self) -> None:
-        self._wait_of: dict[asyncio.Future[None], tuple[float, Ready | None]] = {}  # waiter -> its wait (s), ready
+        # waiter -> its wait (s), its ready, whose it is (a name: see wake's ``but``)
+        self._wait_of: dict[asyncio.Future[None], tuple[float, Ready | None, str | None]] = {}
         self._by_wait: dict[float, dict[asyncio.Future[None], float]] = {}  # wait -> {waiter: deadline}, in order
         self._timers: dict[float, asyncio.TimerHandle] = {}  # wait -> the timer for its first deadline
 
@@ -45,9 +46,9 @@ class Waiters:
         """Timers armed now (one per distinct wait of the polls waiting)."""
         return len(self._timers)
 
-    def add(self, timeout_s: float, ready: Ready | None = None) -> asyncio.Future[None]:
+    def add(self, timeout_s: float, ready: Ready | None = None, owner: str | None = None) -> asyncio.Future[None]:
         """A future resolved by :meth:`wake` (after calling ``ready``) or ``timeout_s`` from now,
-        whichever is first."""
+        whichever is first.  ``owner``: whose wait it is, for :meth:`wake`'s ``but``."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         deadline = loop.time() + timeout_s
@@ -55,7 +56,7 @@ class Waiters:
         if queue is None:
             queue = self._by_wait[timeout_s] = {}
         queue[waiter] = deadline
-        self._wait_of[waiter] = timeout_s, ready
+        self._wait_of[waiter] = timeout_s, ready, owner
         if timeout_s not in self._timers:
             self._timers[timeout_s] = loop.call_at(deadline, self._expire, timeout_s)
         return waiter
@@ -72,13 +73,19 @@ class Waiters:
             del self._by_wait[wait_s]
             self._timers.pop(wait_s).cancel()
 
-    def wake(self) -> None:
-        """Resolve every waiter: its ``ready`` (if any), then one ``set_result`` (one task step
-        scheduled), nothing more."""
-        woken, timers = self._wait_of, self._timers
-        self._wait_of, self._by_wait, self._timers = {}, {}, {}
+    def wake(self, but: str | None = None) -> None:
+        """Resolve every waiter (but those whose ``owner`` is ``but``, which wait on): its ``ready``
+        (if any), then one ``set_result`` (one task step scheduled), nothing more."""
+        if but is None:
+            woken, timers = self._wait_of, self._timers
+            self._wait_of, self._by_wait, self._timers = {}, {}, {}
+        else:  # rare (a typing notice): the waiters woken are taken out one by one
+            woken = {waiter: entry for waiter, entry in self._wait_of.items() if entry[2] != but}
+            for waiter in woken:
+                self.discard(waiter)
+            timers = {}
         shared: dict[Any, Any] = {}
-        for waiter, (_wait_s, ready) in woken.items():
+        for waiter, (_wait_s, ready, _owner) in woken.items():
             if ready is not None and not waiter.done():  # not done: not cancelled (its poll is over)
                 try:
                     ready(shared)

@@ -104,9 +104,10 @@ async def test_an_http_1_0_poll_is_answered_and_its_connection_kept_only_when_as
 @pytest.mark.gen_test(timeout=TIMEOUT_S * 3)
 async def test_polls_woken_together_each_get_their_own_answer_and_connection(api: Api, hub) -> None:
     """One wake answers every waiting poll from the room (rooms/waiters.py), with bytes made once
-    for all of them, and each still gets its own answer: the typist is not named to themselves,
-    an HTTP/1.1 ``Connection: close`` poll and an HTTP/1.0 one are closed, an HTTP/1.0 keep-alive
-    one is kept, and the kept connections are answered again at the next wake."""
+    for all of them, and each still gets its own answer: a typing notice answers the others' polls
+    naming the typist, while the typist's own poll waits on (it would bring no news); an HTTP/1.1
+    ``Connection: close`` poll and an HTTP/1.0 one are closed, an HTTP/1.0 keep-alive one is kept,
+    and the next event answers the typist's poll and the kept connection's next poll alike."""
     ani = await api.join("Ani", "bareng")
     users = {name: await api.join(name, "bareng") for name in ("Budi", "Citra", "Dewi", "Eka")}
     a = await ani.ws()
@@ -128,24 +129,25 @@ async def test_polls_woken_together_each_get_their_own_answer_and_connection(api
     assert hub.loaded("bareng").waiting == 4
     typed = await api.request("POST", room_url("bareng", "/typing"), token=users["Budi"].token)
     assert typed.json == {"sent": True}
-    answers = {name: await fut for name, fut in polls.items()}
+    answers = {name: await polls[name] for name in ("Citra", "Dewi", "Eka")}
     for name, (_, head, body) in answers.items():
         answer = json.loads(body)
-        assert answer["events"] == [] and answer["cursor"] == cursor
-        assert answer["typing"] == ([] if name == "Budi" else ["Budi"]), name
+        assert answer["events"] == [] and answer["cursor"] == cursor and answer["typing"] == ["Budi"], name
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert "connection" not in answers["Budi"][0] and "connection" not in answers["Dewi"][0]
+    assert "connection" not in answers["Dewi"][0]
     assert answers["Citra"][0]["connection"] == "close" and answers["Eka"][0]["connection"] == "Keep-Alive"
     for name in ("Citra", "Dewi"):
         assert await asyncio.wait_for(conns[name][0].read(), TIMEOUT_S) == b"", name  # the server closed it
+    assert not polls["Budi"].done() and hub.loaded("bareng").waiting == 1  # the typist's own poll waits on
 
-    again = {name: poll(name) for name in ("Budi", "Eka")}
+    again = {"Budi": polls["Budi"], "Eka": poll("Eka")}
     await ani.users()
     assert hub.loaded("bareng").waiting == 2
     await a.send({"type": "message", "text": "bersama"})
     for name, fut in again.items():
         _, _, body = await fut
         assert [(e["user"], e["text"]) for e in json.loads(body)["events"]] == [("Ani", "bersama")], name
+    assert "connection" not in (await again["Budi"])[0]
     for _, writer in conns.values():
         writer.close()
     a.close()

@@ -199,15 +199,15 @@ async def test_a_publish_answers_every_waiting_poll_and_their_timers_go_after_th
 @pytest.mark.gen_test
 async def test_polls_with_an_answer_are_answered_by_the_wake_all_before_any_task_resumes(hub):
     """A transport's ``answer`` sends from the wake itself: every poll of the wake gets the same
-    Slice (made once), a reader's own typing is left out, every answer is given before any poll's
-    task resumes, and ``await`` returns the Slice that was sent.  An answer that could not send
-    (False), or failed, leaves its poll to its task, which reads and answers as usual."""
+    Slice (made once), a typing notice leaves the typist's own poll waiting, every answer is given
+    before any poll's task resumes, and ``await`` returns the Slice that was sent.  An answer that
+    could not send (False), or failed, leaves its poll to its task, which reads and answers as usual."""
     await hub.touch(ROOM, BUDI)
     sessions = [Session(f"sid-{i}", f"Tamu{i}") for i in range(6)]
     for session in sessions:
         await hub.touch(ROOM, session)
     now = await hub.read(ROOM, None)
-    given: list[tuple[str, list[int], list[str], int]] = []  # who, event ids, typing, polls resumed
+    given: list[tuple[str, list[int], list[str], int, int]] = []  # who, event ids, typing, resumed, shared
     resumed: list[str] = []
 
     def answer_of(session: Session, sends: bool | None):
@@ -227,17 +227,24 @@ async def test_polls_with_an_answer_are_answered_by_the_wake_all_before_any_task
     kinds = [True, True, True, True, False, None]
     polls = [asyncio.ensure_future(poll(s, sends)) for s, sends in zip(sessions, kinds, strict=True)]
     await asyncio.sleep(0)  # one loop iteration: each reads, finds nothing and waits
-    assert hub.loaded(ROOM).waiting == len(sessions)
-    hub.loaded(ROOM).typing_seen("Tamu0")  # as a relayed notice does: wakes every poll
-    answers = await within(asyncio.gather(*polls))
-    assert [name for name, *_ in given] == [s.name for s in sessions]
-    assert all(ids == [] and n_resumed == 0 for _, ids, _, n_resumed, _ in given)  # none resumed meanwhile
-    assert [typing for _, _, typing, _, _ in given] == [[]] + [["Tamu0"]] * 5  # never the reader
-    assert [n_shared for *_, n_shared in given] == [2, 3, 4, 5, 6, 7]  # one dict (+ the Slice) for the wake
-    sent = [a for a, sends in zip(answers, kinds, strict=True) if sends]
+    room = hub.loaded(ROOM)
+    assert room.waiting == len(sessions)
+    room.typing_seen("Tamu0")  # as a relayed notice does: wakes every poll but Tamu0's
+    answers = await within(asyncio.gather(*polls[1:]))
+    assert [name for name, *_ in given] == [s.name for s in sessions[1:]]
+    assert all(ids == [] and typing == ["Tamu0"] and n_resumed == 0 for _, ids, typing, n_resumed, _ in given)
+    assert [n_shared for *_, n_shared in given] == [2, 3, 4, 5, 6]  # one dict (+ the Slice) for the wake
+    sent = [a for a, sends in zip(answers, kinds[1:], strict=True) if sends]
     assert all(a is sent[0] for a in sent)  # the Slice the wake sent, one for all
     assert all(a is not None and a.events == [] and a.cursor == now.cursor for a in answers)
-    assert all(a is not sent[0] for a, sends in zip(answers, kinds, strict=True) if not sends)  # read by their task
+    assert all(a is not sent[0] for a, sends in zip(answers, kinds[1:], strict=True) if not sends)  # read by their task
+    assert not polls[0].done() and room.waiting == 1 and room.waiters.timers == 1  # the typist waits on
+
+    event, _ = await hub.post(ROOM, BUDI, "kabar")
+    typist = await within(polls[0])
+    assert typist is not None and [e.id for e in typist.events] == [event.id]
+    assert given[-1][:3] == ("Tamu0", [event.id], [])  # the typist is never named to themselves
+    assert room.waiting == 0 and room.waiters.timers == 0
 
 
 @pytest.mark.gen_test
