@@ -4,6 +4,9 @@
                                                   # rate limit on) beside socket.io
     python bench/everyday.py --goals 1,6 --runs 3 # some goals, median of 3 runs each
     python bench/everyday.py --server-arg=--event-loop=uvloop
+    python bench/everyday.py --goals 1 --obrolan-only --threads --profile /tmp/prof
+                                                  # where Obrolan's CPU goes: event loop vs SQLite
+                                                  # writer thread, and py-spy's summary
 
 Goals (issue 10), each printed with Obrolan's figure, socket.io's, and whether it is met:
 1. 100 rooms x 10 members, each sends 1 msg/s (10,000 deliveries/s offered): server CPU per delivery
@@ -34,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pyspy
 from fanout import LOADGEN_CPU, SERVER_CPU, Outcome, Plan, idle_memory, machine, poll_answer_latency, repeat
 from servers import SERVERS, node_available
 
@@ -67,35 +71,45 @@ class Bench:
         self.servers = ["obrolan"] + (["socketio"] if node_available() and not args.obrolan_only else [])
         self.pin = not args.no_pin
 
-    def plan(self, server: str, extra: tuple[str, ...] = (), **kw: object) -> Plan:
+    def plan(self, server: str, extra: tuple[str, ...] = (), goal: int = 0, **kw: object) -> Plan:
+        ours = server == "obrolan"
+        profile = self.profile_path(goal) if ours and goal else None
         return Plan(server=server, measure_s=self.args.duration, pin=self.pin,
-                    extra_args=(*self.extra, *extra) if server == "obrolan" else (), **kw)  # type: ignore[arg-type]
+                    extra_args=(*self.extra, *extra) if ours else (), threads=ours and self.args.threads,
+                    profile=profile, profile_gil=True, **kw)  # type: ignore[arg-type]
 
-    def both(self, extra: tuple[str, ...] = (), **kw: object) -> dict[str, Outcome]:
+    def profile_path(self, goal: int) -> Path | None:
+        return Path(f"{self.args.profile}-goal{goal}.raw") if self.args.profile else None
+
+    def both(self, extra: tuple[str, ...] = (), goal: int = 0, **kw: object) -> dict[str, Outcome]:
         out = {}
         for s in self.servers:
-            out[s] = o = repeat(self.plan(s, extra, **kw), self.args.runs, verbose=self.args.runs > 1)
+            out[s] = o = repeat(self.plan(s, extra, goal, **kw), self.args.runs, verbose=self.args.runs > 1)
             print("  " + o.line(), flush=True)
+        profile = self.profile_path(goal) if goal else None
+        if profile is not None and profile.exists():
+            print(f"  obrolan profile (py-spy --gil: Python's CPU, the thread holding the GIL), {profile}:")
+            print(pyspy.summarise(profile))
         return out
 
     # -- the goals ---------------------------------------------------------------------
 
     def goal1(self) -> None:
         print("\n== goal 1: 100 rooms x 10, each member 1 msg/s (10,000 deliveries/s offered): CPU per delivery")
-        got = self.both(rooms=100, members=10, senders=10, rate_eps=1000, all_probes=True,
+        got = self.both(goal=1, rooms=100, members=10, senders=10, rate_eps=1000, all_probes=True,
                         label="100 rooms x 10 @ 10k")
         cost = {s: us_per_delivery(o) for s, o in got.items()}
         self.ratio("goal 1", "server CPU per delivery", cost, "us", lambda r: r <= CPU_RATIO_GOAL, "<= 1x")
 
     def goal2(self) -> None:
         print("\n== goal 2: 100 rooms x 10, each member 4 msg/s (40,000 deliveries/s offered): p99")
-        got = self.both(rooms=100, members=10, senders=10, rate_eps=4000, all_probes=True,
+        got = self.both(goal=2, rooms=100, members=10, senders=10, rate_eps=4000, all_probes=True,
                         label="100 rooms x 10 @ 40k")
         self.latency_goal("goal 2", got, absolute_ms=P99_GOAL_MS)
 
     def goal3(self) -> None:
         print("\n== goal 3: 1 room x 1,000 at a fixed 50 msg/s (50,000 deliveries/s): p99")
-        got = self.both(members=1000, senders=20, rate_eps=50, label="1000 members @ 50k")
+        got = self.both(goal=3, members=1000, senders=20, rate_eps=50, label="1000 members @ 50k")
         self.latency_goal("goal 3", got, absolute_ms=None)
 
     def goal4(self) -> None:
@@ -133,8 +147,7 @@ class Bench:
     def goal6(self) -> None:
         events = self.args.poll_events
         print(f"\n== goal 6: 1,000 waiting long-polls, one event ({events} times)")
-        profile = Path(self.args.profile) if self.args.profile else None
-        line = poll_answer_latency(1000, events, self.pin, self.extra, profile=profile)
+        line = poll_answer_latency(1000, events, self.pin, self.extra, profile=self.profile_path(6))
         print("  " + line)
         line = line.splitlines()[0]
         try:
@@ -236,8 +249,12 @@ def main() -> None:
     ap.add_argument("--no-pin", action="store_true", help="do not pin server and generator to CPUs")
     ap.add_argument("--server-arg", action="append", default=[], help="extra option for chat.py")
     ap.add_argument("--poll-events", type=int, default=20, help="goal 6: events posted (each answers 1,000 polls)")
-    ap.add_argument("--profile", metavar="FILE",
-                    help="goal 6: record the server with py-spy into FILE (collapsed stacks) and print a summary")
+    ap.add_argument("--profile", metavar="PREFIX",
+                    help="record Obrolan with py-spy in goals 1-3 (--gil: Python's CPU) and 6 into "
+                         "PREFIX-goalN.raw (collapsed stacks) and print a summary of each")
+    ap.add_argument("--threads", action="store_true",
+                    help="goals 1-4: say how Obrolan's CPU splits between its event loop (main thread) and the "
+                         "others (the SQLite writer)")
     args = ap.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

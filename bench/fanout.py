@@ -65,6 +65,8 @@ class Plan:
     label: str = ""
     all_probes: bool = False
     profile: Path | None = None  # record the server with py-spy into this file (collapsed stacks)
+    profile_gil: bool = False  # py-spy samples only the thread holding the GIL (Python's CPU, not waits)
+    threads: bool = False  # say how the server's CPU splits between its main thread and the others
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Outcome:
     result: DriveResult | None = None
     error: str = ""
     load: str = field(default_factory=lambda: load_average())
+    thread_cpu: tuple[float, float] | None = None  # CPU seconds over the run: main thread, the others
 
     def line(self) -> str:
         p, r = self.plan, self.result
@@ -87,7 +90,14 @@ class Outcome:
         polls += f" sse {r.stream_rate:>10,.0f} ev/s" if p.transport == "sse" else ""
         return (f"{head} {r.rate:>10,.0f} deliv/s  p50 {r.pct_ms(0.5):7.2f} ms  p99 {r.pct_ms(0.99):7.2f} ms"
                 f"{polls}  sent {r.sent / r.seconds:>8,.0f}/s  lost {r.lost}  gaps {r.gaps}  err {r.errors}"
-                f"  closed {r.closed}  server {scpu}  loadgen {r.gen_cpu * 100:3.0f}%  load {self.load}")
+                f"  closed {r.closed}  server {scpu}  loadgen {r.gen_cpu * 100:3.0f}%  load {self.load}"
+                f"{self.threads_text()}")
+
+    def threads_text(self) -> str:
+        if not self.thread_cpu or not sum(self.thread_cpu):
+            return ""
+        main, others = self.thread_cpu
+        return f"  threads: main {main * 100 / (main + others):.0f}%, others {others * 100 / (main + others):.0f}%"
 
 
 def load_average() -> str:
@@ -156,14 +166,21 @@ def run(plan: Plan) -> Outcome:
         window = plan.window or max(1, plan.inflight // ((plan.members + plan.pollers) * plan.senders))
         spy = None
         if plan.profile is not None and server.proc is not None:
-            spy = pyspy.start(server.proc.pid, plan.warmup_s + plan.measure_s, plan.profile)
+            spy = pyspy.start(server.proc.pid, plan.warmup_s + plan.measure_s, plan.profile,
+                              rate_hz=1000 if plan.profile_gil else 250, gil=plan.profile_gil)
+        threads_before = server.thread_cpu_seconds() if plan.threads and server.proc is not None else None
         result = loader.drive(plan.measure_s, plan.warmup_s, rate_eps=plan.rate_eps, window=window,
                               server_cpu=server.cpu_seconds)
+        split = None
+        if threads_before is not None and server.proc is not None:  # warm-up included: a share, not a rate
+            after, pid = server.thread_cpu_seconds(), server.proc.pid
+            spent = {tid: cpu - threads_before.get(tid, 0.0) for tid, cpu in after.items()}
+            split = (spent.get(pid, 0.0), sum(cpu for tid, cpu in spent.items() if tid != pid))
         if spy is not None:
             spy.wait(30)
         if loader.failed:
             raise ConnectionError(f"{len(loader.failed)} connections failed: {loader.failed[0]}")
-        return Outcome(plan, result)
+        return Outcome(plan, result, thread_cpu=split)
     except Exception as exc:  # report and go on with the other scenarios
         return Outcome(plan, error=f"{type(exc).__name__}: {exc}\n{server.log_tail(8)}")
     finally:

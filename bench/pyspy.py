@@ -21,9 +21,12 @@ def available() -> bool:
     return shutil.which("py-spy") is not None
 
 
-def start(pid: int, seconds: float, out: Path, rate_hz: int = 250, idle: bool = False) -> subprocess.Popen[bytes]:
+def start(pid: int, seconds: float, out: Path, rate_hz: int = 250, idle: bool = False,
+          gil: bool = False) -> subprocess.Popen[bytes]:
+    """``gil``: sample only the thread holding the GIL, i.e. Python's own CPU time (without it, a
+    thread blocked in ``epoll_wait`` or ``fsync`` counts as busy)."""
     cmd = ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-           "--rate", str(rate_hz), "--nonblocking", *(["--idle"] if idle else []),
+           "--rate", str(rate_hz), "--nonblocking", *(["--idle"] if idle else []), *(["--gil"] if gil else []),
            "--format", "raw", "--output", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -133,6 +133,19 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def thread_cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU of each of the server's threads, by thread id (the main thread's id is
+        the process id: for Obrolan, the event loop; the others are its SQLite writer and helpers)."""
+        assert self.proc is not None
+        out = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return out
+
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process (all its threads)."""
         assert self.proc is not None
