@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 from tornado.options import Error as OptionsError
 from tornado.options import OptionParser
 
+from handlers.base import http_body_limit
+
 T = TypeVar("T")
 
 ENV_PREFIX = "OBROLAN_"
@@ -511,6 +513,7 @@ class HubValues(TypedDict):
 class AppValues(TypedDict):
     allowed_origins: frozenset[str]
     max_backlog_bytes: int
+    http_body_max_bytes: int
 
 
 def hub_config_values(settings: Settings) -> HubValues:
@@ -524,7 +527,8 @@ def hub_config_values(settings: Settings) -> HubValues:
 
 def app_config_values(settings: Settings) -> AppValues:
     """Keyword values for ``handlers.AppConfig`` (besides the cookie secret and the pinger)."""
-    return AppValues(allowed_origins=frozenset(settings.allowed_origins), max_backlog_bytes=settings.max_backlog)
+    return AppValues(allowed_origins=frozenset(settings.allowed_origins), max_backlog_bytes=settings.max_backlog,
+                     http_body_max_bytes=http_body_limit(settings.max_message_length))
 
 
 # -- documentation ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tornado.web import create_signed_value, decode_signed_value
 
 from rooms import Hub, Session, errors
 from rooms.models import dumps, loads
-from rooms.validation import clean_room
+from rooms.validation import TEXT_MAX_CHARS_DEFAULT, clean_room
 
 from . import compat
 from .answers import CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY  # where tests and pages read it
@@ -50,6 +50,19 @@ LEFT_COOKIE = "obrolan_left"
 LEFT_ROOMS_REMEMBERED = 20
 
 
+# A request body's limit: at least this, and room for a message of the longest length however it is
+# written: a character is at most 12 bytes in a body (4 UTF-8 bytes, each %XX in a form; a surrogate
+# pair escaped in JSON, \ud83d\ude00), plus the other fields (client_id, names, punctuation).
+HTTP_BODY_MIN_MAX_BYTES = 16 * 1024
+BODY_BYTES_PER_CHAR_MAX = 12
+BODY_OTHER_FIELDS_BYTES = 4 * 1024
+
+
+def http_body_limit(max_message_chars: int) -> int:
+    """The largest request body taken: a message of ``max_message_chars`` characters always fits."""
+    return max(HTTP_BODY_MIN_MAX_BYTES, max_message_chars * BODY_BYTES_PER_CHAR_MAX + BODY_OTHER_FIELDS_BYTES)
+
+
 @dataclass
 class AppConfig:
     """Settings the handlers read (the hub has its own), the one WebSocket pinger and the one
@@ -58,7 +71,7 @@ class AppConfig:
     cookie_secret: str
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     max_backlog_bytes: int = 1 << 20
-    http_body_max_bytes: int = 16 * 1024
+    http_body_max_bytes: int = http_body_limit(TEXT_MAX_CHARS_DEFAULT)  # settings: --max-message-length
     pinger: Pinger = field(default_factory=lambda: Pinger(0))  # 0: no pings
     heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat(0))  # 0: no keep-alive lines
     json_answer: JsonAnswer = field(default_factory=JsonAnswer)  # a 200 JSON answer's head, made once

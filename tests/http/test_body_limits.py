@@ -16,12 +16,13 @@ import tornado.web
 
 from chat import HTTP_SERVER_MAX_BODY_BYTES
 from handlers import compat
-from handlers.base import BODY_DRAIN_MAX_BYTES
+from handlers.base import BODY_DRAIN_MAX_BYTES, http_body_limit
+from rooms.validation import TEXT_MAX_CHARS_DEFAULT
 from tests.chatclient import RECV_TIMEOUT_S, Api, room_url
 from tests.realserver import http_server  # noqa: F401 (a fixture: the HTTPServer options of chat.serve)
 from tests.servers import free_port
 
-LIMIT = 16 * 1024
+LIMIT = http_body_limit(TEXT_MAX_CHARS_DEFAULT)  # the server's: 28 KiB for 2,000 characters
 
 
 async def connect(chat_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

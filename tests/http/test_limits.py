@@ -68,6 +68,22 @@ async def test_message_length(api):
     assert (await user.post("日" * 2000)).status == 201
 
 
+@pytest.mark.gen_test
+async def test_a_message_of_the_longest_length_fits_the_body_however_it_is_written(api):
+    """The limit is 2,000 characters whatever they are: a message of 2,000 emoji, posted as JSON
+    with every character escaped or as a form (each UTF-8 byte as %XX: 12 bytes a character), is
+    taken, not refused as a body too large; 2,001 is refused for its length."""
+    user = await api.join("Ani", "panjang")
+    path = room_url("panjang", "/messages")
+    for n, text in ((1, "😀" * 2000), (2, "語😀" * 1000)):
+        as_json = await user.post(text, client_id=f"json-{n}")  # json.dumps escapes: \ud83d\ude00
+        assert as_json.status == 201 and as_json.json["text"] == text, (as_json.status, as_json.body[:200])
+        as_form = await api.request("POST", path, token=user.token, form={"text": text, "client_id": f"form-{n}"},
+                                    headers=JSON_ACCEPT)
+        assert as_form.status == 201 and as_form.json["text"] == text, (as_form.status, as_form.body[:200])
+    assert_error(await user.post("😀" * 2001), 400, "invalid_text")
+
+
 @pytest.mark.settings(max_message_length=10)
 @pytest.mark.gen_test
 async def test_message_length_is_configurable(api):
@@ -144,11 +160,11 @@ async def test_invalid_json_body_is_400(api):
 @pytest.mark.gen_test
 async def test_http_body_over_the_limit_is_413(api):
     user = await api.join("Ani", "big")
-    big = json.dumps({"text": "x" * 20000})
+    big = json.dumps({"text": "x" * 40000})  # over the limit (28 KiB for 2,000 characters)
     resp = await api.request("POST", room_url("big", "/messages"), token=user.token, body=big,
                              headers={"Content-Type": "application/json"})
     assert_error(resp, 413, "payload_too_large")
-    join = await api.request("POST", "/join", body="name=Ani&room=" + "r" * 20000,
+    join = await api.request("POST", "/join", body="name=Ani&room=" + "r" * 40000,
                              headers={"Content-Type": "application/x-www-form-urlencoded", **JSON_ACCEPT})
     assert_error(join, 413, "payload_too_large")
 

@@ -197,3 +197,14 @@ def test_log_and_metrics_values_that_cannot_work_are_refused(arg):
     with pytest.raises(SettingError) as caught:
         parse_settings(["chat.py", arg], environ={})
     assert caught.value.option == arg.partition("=")[0]
+
+
+def test_the_body_limit_leaves_room_for_the_longest_message_however_it_is_written():
+    """12 bytes a character (a form's %XX of 4 UTF-8 bytes; JSON's escaped surrogate pair) and 4 KiB
+    for the rest, never under 16 KiB: the limit follows --max-message-length."""
+    settings = Settings()
+    assert table.app_config_values(settings)["http_body_max_bytes"] == 2000 * 12 + 4096
+    settings.max_message_length = 10
+    assert table.app_config_values(settings)["http_body_max_bytes"] == 16 * 1024
+    settings.max_message_length = 10_000
+    assert table.app_config_values(settings)["http_body_max_bytes"] == 10_000 * 12 + 4096
