@@ -361,11 +361,12 @@ class Hub:
 
     async def typists(self, name: str, session: Session) -> list[str]:
         """Who is typing in room ``name`` now, but ``session`` (for a long-poll answer)."""
-        return self.typing_in(await self.room(name), session)
+        return self.typing_in(await self.room(name), but=session.name)
 
     @staticmethod
-    def typing_in(room: Room, session: Session) -> list[str]:
-        return room.typing_now(TYPING_FRESH_S, but=session.name)
+    def typing_in(room: Room, but: str | None = None) -> list[str]:
+        """Who is typing in ``room`` now (``but`` a reader's name)."""
+        return room.typing_now(TYPING_FRESH_S, but)
 
     # -- what a broker or presence store calls (rooms.ports.Core) ----------------------
 

@@ -363,7 +363,14 @@ class Poll:
         sl = shared.get(key, False)
         if sl is False:
             sl = shared[key] = self._room.read_held(self.after, self.epoch, self.limit)
-        if sl is not None and self._answer_now(sl, self.hub.typing_in(self._room, self.session), shared):
+        if sl is None:
+            return
+        everyone = shared.get("typing")  # who is typing: once per wake, then left out per reader
+        if everyone is None:
+            everyone = shared["typing"] = self.hub.typing_in(self._room)
+        name = self.session.name
+        typing = [user for user in everyone if user != name] if name in everyone else everyone
+        if self._answer_now(sl, typing, shared):
             self.sent = sl
 
 

@@ -174,7 +174,7 @@ class Room:
         """``user``'s message arrived: their typing is over (as a live client shows it)."""
         self.typists.pop(user, None)
 
-    def typing_now(self, fresh_s: float, but: str) -> list[str]:
+    def typing_now(self, fresh_s: float, but: str | None = None) -> list[str]:
         """Who sent a typing notice in the last ``fresh_s`` seconds, ``but`` the reader."""
         if not self.typists:
             return []

@@ -233,7 +233,7 @@ async def test_polls_with_an_answer_are_answered_by_the_wake_all_before_any_task
     answers = await within(asyncio.gather(*polls[1:]))
     assert [name for name, *_ in given] == [s.name for s in sessions[1:]]
     assert all(ids == [] and typing == ["Tamu0"] and n_resumed == 0 for _, ids, typing, n_resumed, _ in given)
-    assert [n_shared for *_, n_shared in given] == [2, 3, 4, 5, 6]  # one dict (+ the Slice) for the wake
+    assert [n_shared for *_, n_shared in given] == [3, 4, 5, 6, 7]  # one dict for the wake (+ the Slice, who types)
     sent = [a for a, sends in zip(answers, kinds[1:], strict=True) if sends]
     assert all(a is sent[0] for a in sent)  # the Slice the wake sent, one for all
     assert all(a is not None and a.events == [] and a.cursor == now.cursor for a in answers)
