@@ -27,6 +27,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,22 +190,26 @@ def run(plan: Plan) -> Outcome:
         server.stop()
 
 
-def median_outcome(outcomes: list[Outcome]) -> Outcome:
+def median_outcome(outcomes: list[Outcome], key: Callable[[DriveResult], float] | None = None) -> Outcome:
+    """The run in the middle by ``key`` (by default the delivery rate: saturation runs); a
+    fixed-rate run passes the figure it reports (CPU per delivery, p99), whose median it is."""
     good = [(o, o.result) for o in outcomes if o.result is not None]
     if not good:
         return outcomes[0]
-    good.sort(key=lambda pair: pair[1].rate if not pair[0].plan.pollers else pair[1].poll_rate)
+    good.sort(key=lambda pair: key(pair[1]) if key is not None
+              else pair[1].rate if not pair[0].plan.pollers else pair[1].poll_rate)
     return good[len(good) // 2][0]
 
 
-def repeat(plan: Plan, runs: int, verbose: bool = True) -> Outcome:
+def repeat(plan: Plan, runs: int, verbose: bool = True,
+           key: Callable[[DriveResult], float] | None = None) -> Outcome:
     outs = []
     for i in range(runs):
         o = run(plan)
         if verbose:
             print(f"  run {i + 1}: " + o.line(), flush=True)
         outs.append(o)
-    return median_outcome(outs)
+    return median_outcome(outs, key)
 
 
 # -- scenarios that are not a plain drive ----------------------------------------------
