@@ -31,6 +31,7 @@
     this.outbox = options.outbox;
     this.t = options.t;
     this.bubbles = {};    // client_id -> its <li> in #outbox
+    this.shown = {};      // client_id -> what its state line says now (see label)
     this.posting = null;  // the outbox item a POST is carrying (not over a WebSocket)
   }
 
@@ -46,6 +47,7 @@
   Sending.prototype.dropBubble = function (item) {
     var li = this.bubbles[item.cid];
     delete this.bubbles[item.cid];
+    delete this.shown[item.cid];
     if (li && li.parentNode) { li.parentNode.removeChild(li); }
   };
 
@@ -58,18 +60,26 @@
   }
 
   // The bubble's state line: what the item waits for, or why it failed and what can be done.
+  // Made again only when what it says changes: a failed bubble's buttons stay the same elements,
+  // so the keyboard focus on "Retry" survives every relabelling (an ack, a reconnect).
   Sending.prototype.label = function (item) {
     var self = this;
     var t = this.t;
     var doc = this.doc;
     var li = this.bubbles[item.cid];
     if (!li) { return; }
+    var failed = item.state === 'failed';
+    var text = failed ? t('failed', { detail: this.options.errorText(item.code, item.error) })
+      : item.state === 'acked' ? t('sent') : this.options.connected() ? t('sending') : t('waiting');
+    var shown = (failed ? 'failed:' : 'state:') + text;
+    if (this.shown[item.cid] === shown) { return; }
+    this.shown[item.cid] = shown;
     var line = stateLine(li);
     dom.clear(line);
     dom.removeClass(li, 'failed');
-    if (item.state === 'failed') {
+    if (failed) {
       dom.addClass(li, 'failed');
-      line.appendChild(doc.createTextNode(t('failed', { detail: this.options.errorText(item.code, item.error) })));
+      line.appendChild(doc.createTextNode(text));
       var retry = dom.make(doc, 'button', 'secondary', t('retry'));
       retry.type = 'button';
       retry.onclick = function () { self.outbox.retry(item); self.flush(); };
@@ -80,8 +90,7 @@
       line.appendChild(remove);
       return;
     }
-    var label = item.state === 'acked' ? t('sent') : this.options.connected() ? t('sending') : t('waiting');
-    line.appendChild(doc.createTextNode(label));
+    line.appendChild(doc.createTextNode(text));
   };
 
   Sending.prototype.updateLabels = function () {

@@ -3,7 +3,7 @@
  *
  *   var status = new Obrolan.Status({badge, retry, t,
  *     announce(text)   a change of state, for the live region
- *     changed()        after every set(): what depends on the connection (the outbox's labels)
+ *     changed()        when the state changed: what depends on it (the outbox's labels)
  *     retryPressed()   "Try now"
  *   });
  *   status.set(state, secondsLeft);   the transport's states, plus 'history' and 'offline'
@@ -43,7 +43,7 @@
     // Changes are announced (not the countdown's ticks, which keep the state), except to 'connecting'.
     if (changed && state !== 'connecting') { this.announce(label); }
     if (state === 'reconnecting' && secondsLeft > 0) { dom.show(this.retry); } else { dom.hide(this.retry); }
-    this.changed();
+    if (changed) { this.changed(); }  // not each tick of the countdown
   };
 
   // Whether messages can go out now (any working transport).

@@ -117,6 +117,27 @@ async def test_a_failed_send_says_why_in_indonesian(chat_server):
 
 
 @pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
+async def test_the_keyboard_focus_stays_on_a_failed_messages_retry_while_the_page_relabels(chat_server):
+    """A keyboard user on a refused message's "Retry" keeps the focus there while the page goes on:
+    the connection lost, the reconnect countdown ticking (each relabels the outbox: a failed
+    bubble's buttons must stay the same elements, or the focus falls to the page)."""
+    async with chromium() as browser:
+        sari = await person(browser, chat_server, "Sari")
+        await sari.join("fokus")
+        await sari.say("halo\u0007semua")  # a bell: refused by the server
+        retry = sari.page.locator("#outbox li.failed").get_by_role("button", name="Retry")
+        await expect(retry).to_be_visible()
+        await retry.focus()
+        await expect(retry).to_be_focused()
+        badge = sari.page.locator("#status")
+        await chat_server.stopped()
+        await expect(sari.page.locator("#retry")).to_be_visible()  # reconnecting, counting down
+        first = await badge.text_content()
+        await expect(badge).not_to_have_text(first or "")  # a tick of the countdown (or the next state)
+        await expect(retry).to_be_focused()
+
+
+@pytest.mark.gen_test(timeout=TEST_TIMEOUT_S)
 async def test_times_on_the_no_javascript_page_are_in_the_readers_zone_remembered_from_the_live_page(chat_server):
     """Jakarta is UTC+7 all year (WIB).  A browser that once showed the live page (which notes its
     zone) shows the no-JavaScript page's times in that zone; one that never did is told "UTC"."""
