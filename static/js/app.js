@@ -65,6 +65,13 @@
     try { return window.sessionStorage || null; } catch (e) { return null; }  // access can throw
   }
 
+  // Retrying cannot help ('expired', 'name_taken', 'left_room'), whichever part found out (the
+  // transport, or a POST of the outbox): the page stops, and after a leave the box closes too.
+  function fail(key) {
+    stop('offline', t(key));
+    if (key === 'left_room') { composer.close(); }
+  }
+
   function currentTransport() { return transport; }
   function wake() { if (transport) { transport.wake(); } }
 
@@ -106,7 +113,7 @@
     errorText: function (code, detail) { return composer.errorText(code, detail); },
     toBottom: function () { unread.toBottom(); },
     focusText: function () { composer.focus(); },
-    fatal: function (key) { stop('offline', t(key)); }
+    fatal: fail
   });
   var events = new O.EventList({
     doc: doc, lang: lang, me: me, t: t, list: el.list, empty: el.empty, older: el.older, scroller: el.scroller,
@@ -237,10 +244,7 @@
       answer: onAnswer,
       requeue: function () { sending.requeue(); },
       socketClosed: function () { typing.clear(); },
-      fatal: function (key) {
-        stop('offline', t(key));
-        if (key === 'left_room') { composer.close(); }
-      }
+      fatal: fail
     });
     transport.connect();
   }

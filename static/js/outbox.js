@@ -153,8 +153,8 @@
   };
 
   // The answer to a POST of `item` (long-poll mode): HTTP status, JSON body, Retry-After header.
-  // Returns the milliseconds until a retry, or null.  401 and 409 are not this item's fault:
-  // it waits, queued, and the page stops.
+  // Returns the milliseconds until a retry, or null.  401, 409 and 410 are not this item's fault
+  // (session expired, name taken, left the room): it waits, queued, and the page stops.
   Outbox.prototype.posted = function (item, status, data, retryAfter) {
     if (status === 201 && data) {
       this.ack(item.cid, data.id);
@@ -165,7 +165,7 @@
       this.later(item, ms);
       return ms;
     }
-    if (status === 401 || status === 409) {
+    if (status === 401 || status === 409 || status === 410) {
       item.state = 'queued';
       return null;
     }

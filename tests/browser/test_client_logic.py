@@ -182,13 +182,14 @@ async def test_outbox_answers_to_a_post_and_comes_back_after_a_reload():
         client = await client_page(browser, "outbox.js")
         await client.run(f"() => {{ {OUTBOX_SETUP} }}")
         got = await client.run("""() => {
-            const out = {}, box = outbox(['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
-            const items = [1, 2, 3, 4, 5, 6].map(n => box.queue('pesan ' + n));
+            const out = {}, box = outbox(['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']);
+            const items = [1, 2, 3, 4, 5, 6, 7].map(n => box.queue('pesan ' + n));
             out.posted = [
               box.posted(items[0], 201, {id: 7}), box.posted(items[1], 429, {error: 'rate_limited'}, '4'),
               box.posted(items[2], 503, null, null), box.posted(items[3], 0, null, null),
               box.posted(items[4], 401, {error: 'unauthorized'}, null),
-              box.posted(items[5], 400, {error: 'invalid_text', detail: 'too long'}, null)];
+              box.posted(items[5], 400, {error: 'invalid_text', detail: 'too long'}, null),
+              box.posted(items[6], 410, {error: 'left'}, null)];
             out.states = items.map(i => [i.state, i.notBefore - clock, i.error]);
             out.badRetryAfter = box.posted(items[1], 429, null, 'soon');
 
@@ -213,9 +214,10 @@ async def test_outbox_answers_to_a_post_and_comes_back_after_a_reload():
             out.ids = [fresh[0] !== fresh[1], fresh.every(id => /^c[0-9a-z]+-[0-9]+-[0-9a-z]+$/.test(id))];
             return out;
         }""")
-    assert got["posted"] == [None, 4000, 2000, 2000, None, None]  # ms until the retry
+    assert got["posted"] == [None, 4000, 2000, 2000, None, None, None]  # ms until the retry
     assert got["states"] == [["acked", -1000, None], ["queued", 4000, None], ["queued", 2000, None],
-                             ["queued", 2000, None], ["queued", -1000, None], ["failed", -1000, "too long"]]
+                             ["queued", 2000, None], ["queued", -1000, None], ["failed", -1000, "too long"],
+                             ["queued", -1000, None]]  # 410 left: not the message's fault, kept for a new join
     assert got["badRetryAfter"] == 1000  # an unreadable Retry-After: one second
     assert got["restored"] == [["r1", "x", "queued"], ["r2", "y", "queued"]]
     assert got["restoredAgain"] == 0
@@ -244,7 +246,7 @@ async def test_timestamps_strings_and_backoff():
               backoff: [Obrolan.transport.backoff(0, 0), Obrolan.transport.backoff(0, 0.999),
                         Obrolan.transport.backoff(3, 0.5), Obrolan.transport.backoff(10, 0),
                         Obrolan.transport.backoff(40, 1)],
-              fatal: [401, 409, 400, 500, 0].map(Obrolan.transport.fatalStatus),
+              fatal: [401, 409, 400, 500, 0, 410].map(Obrolan.transport.fatalStatus),
               closes: [1000, 4409, 1001, 1006, 1013].map(Obrolan.transport.fatalClose),
             };
         }""")
@@ -258,7 +260,7 @@ async def test_timestamps_strings_and_backoff():
                               "Ani: 100%"]
     assert got["backoff"][0] == 250 and 499 < got["backoff"][1] < 500
     assert got["backoff"][2:] == [3000, 15000, 30000]  # [d/2, d], d = 0.5 s doubling, at most 30 s
-    assert got["fatal"] == ["expired", "name_taken", None, None, None]
+    assert got["fatal"] == ["expired", "name_taken", None, None, None, "left_room"]
     assert got["closes"] == ["left_room", "name_taken", None, None, None]
 
 
