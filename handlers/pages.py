@@ -18,6 +18,7 @@ from rooms.validation import clean_name, clean_room, name_key
 
 from .base import SESSION_COOKIE, SESSION_MAX_AGE_DAYS, BaseHandler, encode_session, room_path, shows_form_errors
 from .messages import client_error_strings
+from .richtext import message_html
 
 GROUP_WINDOW_S = 300  # consecutive messages of one person this close together share one header
 TZ_COOKIE = "tz"  # the reader's IANA time zone, written by the room page's script (static/js/app.js)
@@ -258,5 +259,5 @@ class RoomPage(PageHandler):
                     epoch=epoch, cursor=cursor, error=error, text=text, room_path=room_path,
                     older=events[0].id if events and events[0].id > 1 else None,
                     continues=continues, client_strings=client_strings(self.locale),
-                    clock=zone_clock(zone_named(self.get_cookie(TZ_COOKIE))),
+                    clock=zone_clock(zone_named(self.get_cookie(TZ_COOKIE))), message_html=message_html,
                     max_length=self.hub.config.max_message_chars)

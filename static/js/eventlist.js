@@ -81,9 +81,7 @@
   // For good (left, expired, name taken): why, and a way back in.
   EventList.prototype.ended = function (message) {
     var doc = this.doc;
-    var li = dom.make(doc, 'li', 'event system');
-    li.setAttribute('role', 'note');
-    li.appendChild(doc.createTextNode(message + ' '));
+    var li = render.system(doc, message + ' ');
     var a = dom.make(doc, 'a', null, this.options.t('join_again'));
     a.href = this.options.joinUrl;
     li.appendChild(a);

@@ -28,6 +28,7 @@ import tornado.template
 from playwright.async_api import expect
 
 from handlers.pages import GROUP_WINDOW_S, client_strings, continues, utc_clock
+from handlers.richtext import message_html
 from rooms import Event
 from tests.browser.harness import TEST_TIMEOUT_S, chromium, client_page, person
 from tests.browser.test_client_static import read_catalogue
@@ -87,7 +88,7 @@ def render_partial(events: list[Event], me: str, loc: tornado.locale.Locale) -> 
     template, prev, out = partial(), None, []
     for e in events:
         html = template.generate(e=e, prev=prev, me=me, continues=continues, clock=utc_clock,
-                                 _=loc.translate).decode()
+                                 message_html=message_html, _=loc.translate).decode()
         out.append({"html": html, "event": e.public(), "prev": prev.public() if prev else None, "me": me})
         prev = e
     return out
@@ -206,7 +207,7 @@ def test_links_follow_the_shared_cases_in_the_template():
     for case in LINKS["cases"]:
         e = Event(1, "message", ROOM, "Budi", ts(0), case["text"])
         html = template.generate(e=e, prev=None, me="Ani", continues=continues, clock=utc_clock,
-                                 _=locale("en_US").translate)
+                                 message_html=message_html, _=locale("en_US").translate)
         anchors = Anchors()
         anchors.feed(html.decode())
         assert anchors.hrefs == case["links"], case["why"]
@@ -218,7 +219,7 @@ def test_code_follows_the_shared_cases_in_the_template():
     for case in CODE["cases"]:
         e = Event(1, "message", ROOM, "Budi", ts(0), case["text"])
         html = template.generate(e=e, prev=None, me="Ani", continues=continues, clock=utc_clock,
-                                 _=locale("en_US").translate).decode()
+                                 message_html=message_html, _=locale("en_US").translate).decode()
         parts = text_parts(html)
         assert parts.parts == case["parts"], case["why"]
         assert parts.pre_tabindex == ["0"] * sum(kind == "block" for kind, _ in case["parts"]), case["why"]
